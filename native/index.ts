@@ -1,0 +1,252 @@
+/**
+ * @othink/native: typed entry points of the C++/CUDA addon.
+ *
+ * Every function takes one options object of typed arrays and numbers, checks it (lengths, dtypes,
+ * ids within the vocabulary, group size dividing the batch) and throws a `TypeError` /
+ * `RangeError` that names the argument before any kernel runs.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface LogprobsOptions {
+  /** Row-major `[N, V]` logits. */
+  logits: Float32Array;
+  /** `[N]` token ids in `[0, V)` (or `ignoreIndex`). */
+  targets: Int32Array;
+  vocabSize: number;
+  /** Divides the logits before the softmax (sampling temperature). Default 1. */
+  temperature?: number;
+  /** Also return the entropy of each row's distribution. */
+  withEntropy?: boolean;
+  /** Rows with this target get log-prob 0 and no gradient (e.g. -100 for masked labels). */
+  ignoreIndex?: number;
+}
+
+export interface LogprobsResult {
+  /** `[N]` log p(target). */
+  logprobs: Float32Array;
+  /** `[N]` log-sum-exp of `logits / temperature`, needed by the backward. */
+  lse: Float32Array;
+  /** `[N]` entropy, when `withEntropy`. */
+  entropy?: Float32Array;
+}
+
+export interface LogprobsBackwardOptions extends LogprobsOptions {
+  lse: Float32Array;
+  /** `[N]` d loss / d logprob. */
+  gradLogprobs?: Float32Array;
+  /** `[N]` entropy from the forward, needed with `gradEntropy`. */
+  entropy?: Float32Array;
+  /** `[N]` d loss / d entropy. */
+  gradEntropy?: Float32Array;
+  /** Write dlogits over `logits` instead of allocating `[N, V]` more. */
+  inPlace?: boolean;
+}
+
+export interface FusedLinearOptions {
+  /** Row-major `[N, H]` hidden states. */
+  hidden: Float32Array;
+  /** Row-major `[V, H]` LM-head weight (logits = hidden @ weight^T). */
+  weight: Float32Array;
+  targets: Int32Array;
+  hiddenSize: number;
+  /** Tokens per chunk; extra memory is `chunkSize * V` floats. Default: about 64 MB of logits. */
+  chunkSize?: number;
+  temperature?: number;
+  withEntropy?: boolean;
+  ignoreIndex?: number;
+}
+
+export interface FusedLinearBackwardOptions extends FusedLinearOptions {
+  lse: Float32Array;
+  gradLogprobs?: Float32Array;
+  entropy?: Float32Array;
+  gradEntropy?: Float32Array;
+  /** `[V, H]` buffer the weight gradient is added to (gradient accumulation). Default: a new zero one. */
+  gradWeight?: Float32Array;
+  /** Set false to skip dHidden (e.g. a frozen trunk). Default true. */
+  needGradHidden?: boolean;
+}
+
+export interface FusedLinearGrads {
+  gradHidden?: Float32Array;
+  gradWeight: Float32Array;
+}
+
+export type AdvantageScale = 'group' | 'batch' | 'none';
+
+export interface GroupAdvantagesOptions {
+  /** `[B * G]` rewards; the G completions of one prompt are contiguous. */
+  rewards: Float32Array;
+  /** G, completions per prompt. Must divide `rewards.length`. */
+  groupSize: number;
+  /** Divide by the group's std (default, the paper's Eq. 2), the batch's std, or not at all. */
+  scale?: AdvantageScale;
+  /** A NaN or infinite reward throws (default) or is left out with advantage 0 (`'ignore'`). */
+  nonFinite?: 'error' | 'ignore';
+  /** Added to the std (R1-V / TRL: 1e-4). */
+  eps?: number;
+}
+
+export interface GroupAdvantagesResult {
+  advantages: Float32Array;
+  /** `[B]` group means of the finite rewards. */
+  groupMeans: Float32Array;
+  /** `[B]` unbiased group stds (0 with fewer than two finite rewards). */
+  groupStds: Float32Array;
+}
+
+export type KlEstimator = 'k1' | 'k2' | 'k3' | 'abs';
+
+export interface KlPenaltyOptions {
+  logprobs: Float32Array;
+  refLogprobs: Float32Array;
+  /** Default `'k3'`: exp(ref - logp) - (ref - logp) - 1, the paper's Eq. 5. */
+  estimator?: KlEstimator;
+  /** Clamp the value to [-clamp, clamp]; the gradient is 0 where clamped. */
+  clamp?: number;
+  /** Also return d value / d logprobs. Default true. */
+  withGrad?: boolean;
+}
+
+export interface KlPenaltyResult {
+  values: Float32Array;
+  grads?: Float32Array;
+}
+
+export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
+
+export interface GrpoLossOptions {
+  /** `[S, T]` policy log-probs of the completion tokens. */
+  logprobs: Float32Array;
+  /** `[S, T]` log-probs at sampling time; default: `logprobs` (ratio 1, one update per batch). */
+  oldLogprobs?: Float32Array;
+  /** `[S, T]` reference-model log-probs; required when `beta != 0`. */
+  refLogprobs?: Float32Array;
+  /** `[S]` one advantage per sequence. */
+  advantages: Float32Array;
+  /** `[S, T]` 1 up to and including the first EOS, else 0. */
+  completionMask: Float32Array;
+  /** KL weight (GRPO-D: the schedule's value at this step). */
+  beta: number;
+  /** Default 0.2. */
+  epsilonLow?: number;
+  /** Default `epsilonLow`. */
+  epsilonHigh?: number;
+  /** Default `'grpo'`: per-sequence token mean, then mean (the paper's Eq. 4). */
+  lossType?: GrpoLossType;
+  klEstimator?: KlEstimator;
+  klClamp?: number;
+  /** dr_grpo divides by `S * maxCompletionLength` (default `T`). */
+  maxCompletionLength?: number;
+  /** dapo divides by the tokens of the whole generation batch (default: this mask's sum). */
+  numItemsInBatch?: number;
+  /** Return d loss / d logprobs. Default true. */
+  withGrad?: boolean;
+  withPerTokenLoss?: boolean;
+}
+
+export interface GrpoLossStats {
+  /** Mean over sequences of the masked per-sequence mean KL (what TRL logs as `kl`). */
+  meanKl: number;
+  /** Fraction of tokens clipped below (A < 0, ratio < 1 - epsLow). */
+  clipRatioLow: number;
+  /** Fraction of tokens clipped above (A > 0, ratio > 1 + epsHigh). */
+  clipRatioHigh: number;
+  clipRatioRegion: number;
+  /** Masked token mean of the importance ratio. */
+  meanRatio: number;
+  /** Sum of the completion mask. */
+  tokens: number;
+}
+
+export interface GrpoLossResult {
+  loss: number;
+  gradLogprobs?: Float32Array;
+  perTokenLoss?: Float32Array;
+  stats: GrpoLossStats;
+}
+
+export interface SgemmOptions {
+  /** Row-major `op(a)` is `[m, k]`: `a` is stored `[m, k]`, or `[k, m]` when `transA`. */
+  a: Float32Array;
+  /** Row-major `op(b)` is `[k, n]`: `b` is stored `[k, n]`, or `[n, k]` when `transB`. */
+  b: Float32Array;
+  /** `[m, n]` output, required when `beta != 0`; a new one otherwise. */
+  c?: Float32Array;
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+}
+
+export interface BuildInfo {
+  cuda: boolean;
+  simd: 'avx512' | 'avx2' | 'generic';
+  threads: number;
+}
+
+interface Addon {
+  tokenLogprobs(o: LogprobsOptions): LogprobsResult;
+  tokenLogprobsBackward(o: LogprobsBackwardOptions): Float32Array;
+  fusedLinearLogprobs(o: FusedLinearOptions): LogprobsResult;
+  fusedLinearLogprobsBackward(o: FusedLinearBackwardOptions): FusedLinearGrads;
+  groupAdvantages(o: GroupAdvantagesOptions): GroupAdvantagesResult;
+  klPenalty(o: KlPenaltyOptions): KlPenaltyResult;
+  grpoLoss(o: GrpoLossOptions): GrpoLossResult;
+  sgemm(o: SgemmOptions): Float32Array;
+  parallelCopy(o: { src: Float32Array; dst: Float32Array }): Float32Array;
+  setNumThreads(n: number): void;
+  buildInfo(): BuildInfo;
+}
+
+const packageRoot = (() => {
+  // dist/index.js and index.ts (under vitest) both sit one level from build/ or at the root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  if (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+})();
+
+/** Path of the compiled addon (`OTHINK_NATIVE_BINARY` overrides it). */
+export const binaryPath = process.env.OTHINK_NATIVE_BINARY ?? join(packageRoot, 'build', 'Release', 'othink_native.node');
+
+function load(): Addon {
+  if (!existsSync(binaryPath)) {
+    throw new Error(
+      `@othink/native: the compiled addon is missing (${binaryPath}).\n` +
+        'Build it with `pnpm build` at the repository root (or `pnpm --filter @othink/native build`);\n' +
+        'it needs g++ (C++17), cmake >= 3.18 and OpenMP. Add OTHINK_CUDA=1 for the CUDA kernels.',
+    );
+  }
+  return createRequire(import.meta.url)(binaryPath) as Addon;
+}
+
+const addon = load();
+
+/** log_softmax(logits / T)[target] in one read of the logits, with log-sum-exp and optional entropy. */
+export const tokenLogprobs = addon.tokenLogprobs;
+/** d/dlogits of the token log-probs (and entropy), optionally written over the logits. */
+export const tokenLogprobsBackward = addon.tokenLogprobsBackward;
+/** Token log-probs from hidden states and the LM head in chunks: `[N, V]` logits never exist. */
+export const fusedLinearLogprobs = addon.fusedLinearLogprobs;
+/** dHidden and dWeight of `fusedLinearLogprobs`, recomputing each chunk's logits. */
+export const fusedLinearLogprobsBackward = addon.fusedLinearLogprobsBackward;
+/** GRPO advantages `(r - mean_g) / (std_g + eps)`, unbiased std. */
+export const groupAdvantages = addon.groupAdvantages;
+/** Per-token KL estimators (k1, k2, k3, abs) and their gradients w.r.t. the policy log-probs. */
+export const klPenalty = addon.klPenalty;
+/** The fused GRPO / GRPO-D loss with its gradient w.r.t. the log-probs and clip / KL statistics. */
+export const grpoLoss = addon.grpoLoss;
+/** `c = alpha * op(a) @ op(b) + beta * c` in float32 on all cores. */
+export const sgemm = addon.sgemm;
+/** `dst.set(src)` split over all cores: the memory-bandwidth yardstick of the benchmarks. */
+export const parallelCopy = addon.parallelCopy;
+/** Threads the CPU kernels use (default: all cores, or OMP_NUM_THREADS). */
+export const setNumThreads = addon.setNumThreads;
+/** What the binary was built with. */
+export const buildInfo = addon.buildInfo;

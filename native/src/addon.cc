@@ -1,0 +1,401 @@
+// The Node-API surface of @othink/native: argument checks, output allocation, errors.
+// Kernels live in cpu/ (and cuda/); nothing here does math.
+#include <napi.h>
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+
+#include "args.h"
+#include "cpu/advantage.h"
+#include "cpu/copy.h"
+#include "cpu/gemm.h"
+#include "cpu/fused_linear_logprob.h"
+#include "cpu/grpo_loss.h"
+#include "cpu/kl.h"
+#include "cpu/logprob.h"
+
+namespace othink {
+namespace {
+
+constexpr int32_t kNoIgnoreIndex = INT32_MIN;
+
+// Every target must be a vocabulary id (or the ignore index): the kernels index logits with it.
+void check_targets(const Args& a, const Napi::Int32Array& targets, int64_t vocab, int32_t ignore_index) {
+  const int32_t* t = targets.Data();
+  for (size_t i = 0; i < targets.ElementLength(); ++i) {
+    if (t[i] == ignore_index) continue;
+    if (t[i] < 0 || t[i] >= vocab)
+      a.range_error("targets[" + std::to_string(i) + "] = " + std::to_string(t[i]) +
+                    " is outside the vocabulary [0, " + std::to_string(vocab) + ")" +
+                    (ignore_index == kNoIgnoreIndex ? "" : " and is not ignoreIndex = " + std::to_string(ignore_index)));
+  }
+}
+
+int32_t read_ignore_index(const Args& a) {
+  if (!a.has("ignoreIndex")) return kNoIgnoreIndex;
+  const double x = a.number("ignoreIndex", 0);
+  if (x != std::floor(x) || x < INT32_MIN + 1.0 || x > INT32_MAX) a.range_error("ignoreIndex must be an int32");
+  return static_cast<int32_t>(x);
+}
+
+float read_inv_temperature(const Args& a) {
+  const double t = a.number("temperature", 1.0);
+  if (t <= 0) a.range_error("temperature must be > 0 (got " + Args::format(t) + ")");
+  return static_cast<float>(1.0 / t);
+}
+
+Napi::Float32Array new_f32(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
+
+// Optional per-row gradient arrays of the backward passes.
+const float* optional_row_grad(const Args& a, const char* name, size_t n) {
+  if (!a.has(name)) return nullptr;
+  Napi::Float32Array g = a.f32(name);
+  a.expect_length(g, name, n, "one per token");
+  return g.Data();
+}
+
+// tokenLogprobs({ logits [N*V], targets [N], vocabSize, temperature?, withEntropy?, ignoreIndex? })
+Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
+  Args a(info, "tokenLogprobs");
+  Napi::Float32Array logits = a.f32("logits");
+  Napi::Int32Array targets = a.i32("targets");
+  const int64_t vocab = a.positive_int("vocabSize", 0, true);
+  const int64_t n = static_cast<int64_t>(targets.ElementLength());
+  a.expect_length(logits, "logits", n * vocab, "targets.length * vocabSize = " + std::to_string(n) + " * " + std::to_string(vocab));
+  const int32_t ignore = read_ignore_index(a);
+  check_targets(a, targets, vocab, ignore);
+  const bool with_entropy = a.flag("withEntropy", false);
+  Napi::Env env = a.env();
+  Napi::Float32Array logprobs = new_f32(env, n), lse = new_f32(env, n);
+  Napi::Float32Array entropy = with_entropy ? new_f32(env, n) : Napi::Float32Array();
+  cpu::token_logprobs_forward(logits.Data(), targets.Data(), n, vocab, read_inv_temperature(a), ignore,
+                              {logprobs.Data(), lse.Data(), with_entropy ? entropy.Data() : nullptr});
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("logprobs", logprobs);
+  out.Set("lse", lse);
+  if (with_entropy) out.Set("entropy", entropy);
+  return out;
+}
+
+// tokenLogprobsBackward({ logits, targets, lse, vocabSize, gradLogprobs?, entropy?, gradEntropy?,
+//                         temperature?, ignoreIndex?, inPlace? }) -> dlogits
+Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "tokenLogprobsBackward");
+  Napi::Float32Array logits = a.f32("logits");
+  Napi::Int32Array targets = a.i32("targets");
+  const int64_t vocab = a.positive_int("vocabSize", 0, true);
+  const size_t n = targets.ElementLength();
+  a.expect_length(logits, "logits", n * vocab, "targets.length * vocabSize = " + std::to_string(n) + " * " + std::to_string(vocab));
+  Napi::Float32Array lse = a.f32("lse");
+  a.expect_length(lse, "lse", n, "one per token, from tokenLogprobs");
+  const float* grad_logprobs = optional_row_grad(a, "gradLogprobs", n);
+  const float* grad_entropy = optional_row_grad(a, "gradEntropy", n);
+  const float* entropy = optional_row_grad(a, "entropy", n);
+  if (grad_entropy && !entropy) a.type_error("gradEntropy needs entropy (from tokenLogprobs with withEntropy)");
+  if (!grad_logprobs && !grad_entropy) a.type_error("give gradLogprobs, gradEntropy or both");
+  const int32_t ignore = read_ignore_index(a);
+  check_targets(a, targets, vocab, ignore);
+  Napi::Float32Array dlogits = a.flag("inPlace", false) ? logits : new_f32(a.env(), n * vocab);
+  cpu::token_logprobs_backward(logits.Data(), targets.Data(), lse.Data(), entropy, grad_logprobs, grad_entropy,
+                               static_cast<int64_t>(n), vocab, read_inv_temperature(a), ignore, dlogits.Data());
+  return dlogits;
+}
+
+struct FusedLinearArgs {
+  Napi::Float32Array hidden, weight;
+  Napi::Int32Array targets;
+  cpu::FusedLinearShape shape;
+  int32_t ignore;
+  float inv_temperature;
+};
+
+FusedLinearArgs read_fused_linear(const Args& a) {
+  FusedLinearArgs f;
+  f.hidden = a.f32("hidden");
+  f.weight = a.f32("weight");
+  f.targets = a.i32("targets");
+  auto& s = f.shape;
+  s.hidden = a.positive_int("hiddenSize", 0, true);
+  s.n = static_cast<int64_t>(f.targets.ElementLength());
+  a.expect_length(f.hidden, "hidden", s.n * s.hidden,
+                  "targets.length * hiddenSize = " + std::to_string(s.n) + " * " + std::to_string(s.hidden));
+  if (f.weight.ElementLength() == 0 || f.weight.ElementLength() % s.hidden != 0)
+    a.range_error("weight has " + std::to_string(f.weight.ElementLength()) +
+                  " elements; expected vocabSize * hiddenSize with hiddenSize = " + std::to_string(s.hidden));
+  s.vocab = static_cast<int64_t>(f.weight.ElementLength()) / s.hidden;
+  s.chunk = a.positive_int("chunkSize", cpu::default_logprob_chunk(s.vocab));
+  f.ignore = read_ignore_index(a);
+  check_targets(a, f.targets, s.vocab, f.ignore);
+  f.inv_temperature = read_inv_temperature(a);
+  return f;
+}
+
+// fusedLinearLogprobs({ hidden [N*H], weight [V*H], targets [N], hiddenSize, chunkSize?, temperature?,
+//                       withEntropy?, ignoreIndex? })
+Napi::Value FusedLinearLogprobs(const Napi::CallbackInfo& info) {
+  Args a(info, "fusedLinearLogprobs");
+  FusedLinearArgs f = read_fused_linear(a);
+  const bool with_entropy = a.flag("withEntropy", false);
+  Napi::Env env = a.env();
+  const size_t n = f.shape.n;
+  Napi::Float32Array logprobs = new_f32(env, n), lse = new_f32(env, n);
+  Napi::Float32Array entropy = with_entropy ? new_f32(env, n) : Napi::Float32Array();
+  cpu::fused_linear_logprobs_forward(f.hidden.Data(), f.weight.Data(), f.targets.Data(), f.shape, f.inv_temperature,
+                                     f.ignore, {logprobs.Data(), lse.Data(), with_entropy ? entropy.Data() : nullptr});
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("logprobs", logprobs);
+  out.Set("lse", lse);
+  if (with_entropy) out.Set("entropy", entropy);
+  return out;
+}
+
+// fusedLinearLogprobsBackward({ ...forward args, lse, gradLogprobs?, entropy?, gradEntropy?,
+//                               gradWeight? (accumulated into), needGradHidden? })
+Napi::Value FusedLinearLogprobsBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "fusedLinearLogprobsBackward");
+  FusedLinearArgs f = read_fused_linear(a);
+  const size_t n = f.shape.n;
+  Napi::Float32Array lse = a.f32("lse");
+  a.expect_length(lse, "lse", n, "one per token, from fusedLinearLogprobs");
+  const float* grad_logprobs = optional_row_grad(a, "gradLogprobs", n);
+  const float* grad_entropy = optional_row_grad(a, "gradEntropy", n);
+  const float* entropy = optional_row_grad(a, "entropy", n);
+  if (grad_entropy && !entropy) a.type_error("gradEntropy needs entropy (from fusedLinearLogprobs with withEntropy)");
+  if (!grad_logprobs && !grad_entropy) a.type_error("give gradLogprobs, gradEntropy or both");
+  Napi::Env env = a.env();
+  Napi::Float32Array grad_weight;
+  if (a.has("gradWeight")) {
+    grad_weight = a.f32("gradWeight");
+    a.expect_length(grad_weight, "gradWeight", f.weight.ElementLength(), "the shape of weight");
+  } else {
+    grad_weight = new_f32(env, f.weight.ElementLength());  // zero-filled by V8
+  }
+  const bool need_grad_hidden = a.flag("needGradHidden", true);
+  Napi::Float32Array grad_hidden = need_grad_hidden ? new_f32(env, f.hidden.ElementLength()) : Napi::Float32Array();
+  cpu::fused_linear_logprobs_backward(f.hidden.Data(), f.weight.Data(), f.targets.Data(), lse.Data(), entropy,
+                                      grad_logprobs, grad_entropy, f.shape, f.inv_temperature, f.ignore,
+                                      need_grad_hidden ? grad_hidden.Data() : nullptr, grad_weight.Data());
+  Napi::Object out = Napi::Object::New(env);
+  if (need_grad_hidden) out.Set("gradHidden", grad_hidden);
+  out.Set("gradWeight", grad_weight);
+  return out;
+}
+
+// groupAdvantages({ rewards [B*G], groupSize, scale?: 'group'|'batch'|'none', nonFinite?: 'error'|'ignore', eps? })
+Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
+  Args a(info, "groupAdvantages");
+  Napi::Float32Array rewards = a.f32("rewards");
+  const int64_t g = a.positive_int("groupSize", 0, true);
+  const size_t n = rewards.ElementLength();
+  if (n == 0) a.range_error("rewards is empty");
+  if (n % g != 0)
+    a.range_error("rewards has " + std::to_string(n) + " elements, not a multiple of groupSize = " + std::to_string(g));
+  const std::string scale = a.choice("scale", "group", {"group", "batch", "none"});
+  const bool skip = a.choice("nonFinite", "error", {"error", "ignore"}) == "ignore";
+  const double eps = a.number("eps", 1e-4);
+  if (eps < 0) a.range_error("eps must be >= 0");
+  if (!skip) {
+    const float* r = rewards.Data();
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isfinite(r[i]))
+        a.range_error("rewards[" + std::to_string(i) + "] is " + (std::isnan(r[i]) ? "NaN" : "infinite") +
+                      " (pass nonFinite: 'ignore' to leave such rewards out with advantage 0)");
+  }
+  Napi::Env env = a.env();
+  const size_t groups = n / g;
+  Napi::Float32Array adv = new_f32(env, n), means = new_f32(env, groups), stds = new_f32(env, groups);
+  cpu::group_advantages(rewards.Data(), static_cast<int64_t>(n), g,
+                        scale == "group" ? cpu::AdvantageScale::Group
+                        : scale == "batch" ? cpu::AdvantageScale::Batch
+                                           : cpu::AdvantageScale::None,
+                        skip, static_cast<float>(eps), adv.Data(), means.Data(), stds.Data());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("advantages", adv);
+  out.Set("groupMeans", means);
+  out.Set("groupStds", stds);
+  return out;
+}
+
+cpu::KlEstimator read_kl_estimator(const Args& a, const char* name) {
+  const std::string e = a.choice(name, "k3", {"k1", "k2", "k3", "abs"});
+  return e == "k1" ? cpu::KlEstimator::K1 : e == "k2" ? cpu::KlEstimator::K2 : e == "abs" ? cpu::KlEstimator::Abs : cpu::KlEstimator::K3;
+}
+
+float read_clamp(const Args& a, const char* name) {
+  const double c = a.number(name, 0);
+  if (c < 0) a.range_error(std::string(name) + " must be > 0 (or left out for no clamp)");
+  return static_cast<float>(c);
+}
+
+// klPenalty({ logprobs, refLogprobs, estimator?: 'k1'|'k2'|'k3'|'abs', clamp?, withGrad? })
+Napi::Value KlPenalty(const Napi::CallbackInfo& info) {
+  Args a(info, "klPenalty");
+  Napi::Float32Array logp = a.f32("logprobs");
+  Napi::Float32Array ref = a.f32("refLogprobs");
+  const size_t n = logp.ElementLength();
+  a.expect_length(ref, "refLogprobs", n, "the length of logprobs");
+  const cpu::KlEstimator est = read_kl_estimator(a, "estimator");
+  const float clamp = read_clamp(a, "clamp");
+  const bool with_grad = a.flag("withGrad", true);
+  Napi::Env env = a.env();
+  Napi::Float32Array values = new_f32(env, n);
+  Napi::Float32Array grads = with_grad ? new_f32(env, n) : Napi::Float32Array();
+  cpu::kl_penalty(logp.Data(), ref.Data(), static_cast<int64_t>(n), est, clamp, values.Data(),
+                  with_grad ? grads.Data() : nullptr);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("values", values);
+  if (with_grad) out.Set("grads", grads);
+  return out;
+}
+
+// grpoLoss({ logprobs [S*T], oldLogprobs?, refLogprobs?, advantages [S], completionMask [S*T], beta,
+//            epsilonLow?, epsilonHigh?, lossType?, klEstimator?, klClamp?, maxCompletionLength?,
+//            numItemsInBatch?, withGrad?, withPerTokenLoss? })
+Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
+  Args a(info, "grpoLoss");
+  Napi::Float32Array logp = a.f32("logprobs");
+  Napi::Float32Array adv = a.f32("advantages");
+  Napi::Float32Array mask = a.f32("completionMask");
+  const size_t s = adv.ElementLength();
+  if (s == 0) a.range_error("advantages is empty");
+  if (logp.ElementLength() % s != 0)
+    a.range_error("logprobs has " + std::to_string(logp.ElementLength()) + " elements, not a multiple of advantages.length = " +
+                  std::to_string(s) + " (one advantage per sequence)");
+  const size_t t = logp.ElementLength() / s;
+  const std::string shape = "[S, T] = [" + std::to_string(s) + ", " + std::to_string(t) + "]";
+  a.expect_length(mask, "completionMask", s * t, "the shape of logprobs " + shape);
+  Napi::Float32Array old = a.f32("oldLogprobs", false);
+  if (!old.IsEmpty()) a.expect_length(old, "oldLogprobs", s * t, "the shape of logprobs " + shape);
+  Napi::Float32Array ref = a.f32("refLogprobs", false);
+  if (!ref.IsEmpty()) a.expect_length(ref, "refLogprobs", s * t, "the shape of logprobs " + shape);
+
+  cpu::GrpoLossConfig cfg;
+  cfg.seqs = static_cast<int64_t>(s);
+  cfg.tokens = static_cast<int64_t>(t);
+  cfg.beta = static_cast<float>(a.number("beta", 0, true));
+  if (cfg.beta < 0) a.range_error("beta must be >= 0");
+  if (cfg.beta != 0 && ref.IsEmpty()) a.type_error("refLogprobs is required when beta != 0");
+  const double eps_low = a.number("epsilonLow", 0.2);
+  const double eps_high = a.number("epsilonHigh", eps_low);
+  if (eps_low < 0 || eps_low >= 1) a.range_error("epsilonLow must be in [0, 1)");
+  if (eps_high < 0) a.range_error("epsilonHigh must be >= 0");
+  cfg.eps_low = static_cast<float>(eps_low);
+  cfg.eps_high = static_cast<float>(eps_high);
+  const std::string type = a.choice("lossType", "grpo", {"grpo", "bnpo", "dr_grpo", "dapo"});
+  cfg.type = type == "grpo" ? cpu::GrpoLossType::Grpo
+             : type == "bnpo" ? cpu::GrpoLossType::Bnpo
+             : type == "dr_grpo" ? cpu::GrpoLossType::DrGrpo
+                                 : cpu::GrpoLossType::Dapo;
+  cfg.kl = read_kl_estimator(a, "klEstimator");
+  cfg.kl_clamp = read_clamp(a, "klClamp");
+  if (type == "dr_grpo" && a.has("maxCompletionLength"))
+    cfg.normalizer = static_cast<double>(s) * a.positive_int("maxCompletionLength", 0);
+  if (type == "dapo" && a.has("numItemsInBatch")) {
+    cfg.normalizer = a.number("numItemsInBatch", 0);
+    if (cfg.normalizer <= 0) a.range_error("numItemsInBatch must be > 0");
+  }
+  const bool with_grad = a.flag("withGrad", true);
+  const bool with_ptl = a.flag("withPerTokenLoss", false);
+  Napi::Env env = a.env();
+  Napi::Float32Array grad = with_grad ? new_f32(env, s * t) : Napi::Float32Array();
+  Napi::Float32Array ptl = with_ptl ? new_f32(env, s * t) : Napi::Float32Array();
+  const cpu::GrpoLossStats st =
+      cpu::grpo_loss(logp.Data(), old.IsEmpty() ? nullptr : old.Data(), ref.IsEmpty() ? nullptr : ref.Data(), adv.Data(),
+                     mask.Data(), cfg, with_grad ? grad.Data() : nullptr, with_ptl ? ptl.Data() : nullptr);
+  Napi::Object stats = Napi::Object::New(env);
+  stats.Set("meanKl", st.mean_kl);
+  stats.Set("clipRatioLow", st.clip_low);
+  stats.Set("clipRatioHigh", st.clip_high);
+  stats.Set("clipRatioRegion", st.clip_region);
+  stats.Set("meanRatio", st.mean_ratio);
+  stats.Set("tokens", st.mask_sum);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", st.loss);
+  if (with_grad) out.Set("gradLogprobs", grad);
+  if (with_ptl) out.Set("perTokenLoss", ptl);
+  out.Set("stats", stats);
+  return out;
+}
+
+// sgemm({ a, b, c?, m, n, k, transA?, transB?, alpha?, beta? }) -> c = alpha * op(a) @ op(b) + beta * c
+// Row-major; op(a) is [m, k] (a stored [k, m] when transA), op(b) is [k, n] (b stored [n, k] when transB).
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  Args a(info, "sgemm");
+  Napi::Float32Array A = a.f32("a"), B = a.f32("b");
+  const int64_t m = a.positive_int("m", 0, true), n = a.positive_int("n", 0, true), k = a.positive_int("k", 0, true);
+  const bool ta = a.flag("transA", false), tb = a.flag("transB", false);
+  a.expect_length(A, "a", m * k, std::string(ta ? "[k, m]" : "[m, k]") + " = " + std::to_string(m) + " x " + std::to_string(k));
+  a.expect_length(B, "b", k * n, std::string(tb ? "[n, k]" : "[k, n]") + " = " + std::to_string(k) + " x " + std::to_string(n));
+  const double beta = a.number("beta", 0.0);
+  Napi::Float32Array C;
+  if (a.has("c")) {
+    C = a.f32("c");
+    a.expect_length(C, "c", m * n, "[m, n] = " + std::to_string(m) + " x " + std::to_string(n));
+  } else {
+    if (beta != 0) a.type_error("c is required when beta != 0");
+    C = new_f32(a.env(), m * n);
+  }
+  cpu::sgemm(ta, tb, m, n, k, static_cast<float>(a.number("alpha", 1.0)), A.Data(), ta ? m : k, B.Data(), tb ? k : n,
+             static_cast<float>(beta), C.Data(), n);
+  return C;
+}
+
+// parallelCopy({ src, dst }): memcpy over all threads (the bandwidth peer of the benchmarks).
+Napi::Value ParallelCopy(const Napi::CallbackInfo& info) {
+  Args a(info, "parallelCopy");
+  Napi::Float32Array src = a.f32("src"), dst = a.f32("dst");
+  a.expect_length(dst, "dst", src.ElementLength(), "the length of src");
+  cpu::parallel_copy(dst.Data(), src.Data(), src.ElementLength() * sizeof(float));
+  return dst;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "setNumThreads: expected a number");
+  const double n = info[0].As<Napi::Number>().DoubleValue();
+  if (n != std::floor(n) || n < 1 || n > 4096)
+    throw Napi::RangeError::New(info.Env(), "setNumThreads: threads must be an integer in [1, 4096]");
+  omp_set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+#ifdef OTHINK_WITH_CUDA
+  out.Set("cuda", true);
+#else
+  out.Set("cuda", false);
+#endif
+#if defined(__AVX512F__)
+  out.Set("simd", "avx512");
+#elif defined(__AVX2__)
+  out.Set("simd", "avx2");
+#else
+  out.Set("simd", "generic");
+#endif
+  out.Set("threads", omp_get_max_threads());
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("tokenLogprobs", Napi::Function::New(env, TokenLogprobs));
+  exports.Set("tokenLogprobsBackward", Napi::Function::New(env, TokenLogprobsBackward));
+  exports.Set("fusedLinearLogprobs", Napi::Function::New(env, FusedLinearLogprobs));
+  exports.Set("fusedLinearLogprobsBackward", Napi::Function::New(env, FusedLinearLogprobsBackward));
+  exports.Set("groupAdvantages", Napi::Function::New(env, GroupAdvantages));
+  exports.Set("klPenalty", Napi::Function::New(env, KlPenalty));
+  exports.Set("grpoLoss", Napi::Function::New(env, GrpoLoss));
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm));
+  exports.Set("parallelCopy", Napi::Function::New(env, ParallelCopy));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  return exports;
+}
+
+}  // namespace
+}  // namespace othink
+
+static Napi::Object InitOthinkNative(Napi::Env env, Napi::Object exports) { return othink::Init(env, exports); }
+
+NODE_API_MODULE(othink_native, InitOthinkNative)

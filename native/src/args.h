@@ -1,0 +1,133 @@
+// Argument reading for the N-API entry points: every kernel takes one options object, and every
+// problem with it becomes a JS Error that names the function and the argument.
+#pragma once
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace othink {
+
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : env_(info.Env()), fn_(fn) {
+    if (info.Length() != 1 || !info[0].IsObject() || info[0].IsArray())
+      throw Napi::TypeError::New(env_, std::string(fn) + ": expected one options object");
+    obj_ = info[0].As<Napi::Object>();
+  }
+
+  Napi::Env env() const { return env_; }
+
+  [[noreturn]] void type_error(const std::string& msg) const {
+    throw Napi::TypeError::New(env_, std::string(fn_) + ": " + msg);
+  }
+  [[noreturn]] void range_error(const std::string& msg) const {
+    throw Napi::RangeError::New(env_, std::string(fn_) + ": " + msg);
+  }
+
+  bool has(const char* name) const {
+    if (!obj_.Has(name)) return false;
+    const Napi::Value v = obj_.Get(name);
+    return !v.IsUndefined() && !v.IsNull();
+  }
+
+  template <typename T, napi_typedarray_type Kind>
+  Napi::TypedArrayOf<T> typed(const char* name, const char* kind_name, bool required = true) const {
+    if (!has(name)) {
+      if (required) type_error(std::string(name) + " is required (a " + kind_name + ")");
+      return Napi::TypedArrayOf<T>();
+    }
+    const Napi::Value v = obj_.Get(name);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Kind)
+      type_error(std::string(name) + " must be a " + kind_name + " (got " + describe(v) + ")");
+    return v.As<Napi::TypedArrayOf<T>>();
+  }
+
+  Napi::Float32Array f32(const char* name, bool required = true) const {
+    return typed<float, napi_float32_array>(name, "Float32Array", required);
+  }
+  Napi::Int32Array i32(const char* name, bool required = true) const {
+    return typed<int32_t, napi_int32_array>(name, "Int32Array", required);
+  }
+
+  double number(const char* name, double fallback, bool required = false) const {
+    if (!has(name)) {
+      if (required) type_error(std::string(name) + " is required (a number)");
+      return fallback;
+    }
+    const Napi::Value v = obj_.Get(name);
+    if (!v.IsNumber()) type_error(std::string(name) + " must be a number (got " + describe(v) + ")");
+    const double x = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(x)) range_error(std::string(name) + " must be finite (got " + std::to_string(x) + ")");
+    return x;
+  }
+
+  // A positive integer that fits the kernels' int64 / int32 index math.
+  int64_t positive_int(const char* name, int64_t fallback, bool required = false) const {
+    const double x = number(name, static_cast<double>(fallback), required);
+    if (x != std::floor(x) || x < 1 || x > 2147483647.0)
+      range_error(std::string(name) + " must be a positive integer (got " + format(x) + ")");
+    return static_cast<int64_t>(x);
+  }
+
+  bool flag(const char* name, bool fallback) const {
+    if (!has(name)) return fallback;
+    const Napi::Value v = obj_.Get(name);
+    if (!v.IsBoolean()) type_error(std::string(name) + " must be a boolean (got " + describe(v) + ")");
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  std::string choice(const char* name, const char* fallback, std::initializer_list<const char*> options) const {
+    if (!has(name)) return fallback;
+    const Napi::Value v = obj_.Get(name);
+    std::string list;
+    for (const char* o : options) list += std::string(list.empty() ? "" : ", ") + "'" + o + "'";
+    if (!v.IsString()) type_error(std::string(name) + " must be one of " + list + " (got " + describe(v) + ")");
+    const std::string s = v.As<Napi::String>().Utf8Value();
+    for (const char* o : options)
+      if (s == o) return s;
+    range_error(std::string(name) + " must be one of " + list + " (got '" + s + "')");
+  }
+
+  // Checks that an array has exactly `expected` elements; `what` explains where that number comes from.
+  template <typename A>
+  void expect_length(const A& a, const char* name, size_t expected, const std::string& what) const {
+    if (a.ElementLength() != expected)
+      range_error(std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements; expected " +
+                  std::to_string(expected) + " (" + what + ")");
+  }
+
+  static std::string format(double x) {
+    if (x == std::floor(x) && std::fabs(x) < 1e15) return std::to_string(static_cast<int64_t>(x));
+    return std::to_string(x);
+  }
+
+ private:
+  static std::string describe(const Napi::Value& v) {
+    if (v.IsTypedArray()) {
+      switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+        case napi_float32_array: return "Float32Array";
+        case napi_float64_array: return "Float64Array";
+        case napi_int32_array: return "Int32Array";
+        case napi_uint32_array: return "Uint32Array";
+        case napi_uint8_array: return "Uint8Array";
+        case napi_bigint64_array: return "BigInt64Array";
+        default: return "another typed array";
+      }
+    }
+    if (v.IsArray()) return "Array";
+    if (v.IsString()) return "string";
+    if (v.IsNumber()) return "number";
+    if (v.IsBoolean()) return "boolean";
+    if (v.IsBigInt()) return "bigint";
+    if (v.IsFunction()) return "function";
+    return "object";
+  }
+
+  Napi::Env env_;
+  const char* fn_;
+  Napi::Object obj_;
+};
+
+}  // namespace othink

@@ -1,0 +1,3 @@
+export * from './compare.js';
+export * from './finite-difference.js';
+export * from './fixtures.js';
