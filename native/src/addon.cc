@@ -7,6 +7,9 @@
 #include <string>
 
 #include "args.h"
+#ifdef OTHINK_WITH_CUDA
+#include "addon_cuda.h"
+#endif
 #include "cpu/advantage.h"
 #include "cpu/copy.h"
 #include "cpu/gemm.h"
@@ -390,6 +393,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parallelCopy", Napi::Function::New(env, ParallelCopy));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+#ifdef OTHINK_WITH_CUDA
+  exports.Set("cuda", cuda_exports(env));  // the CUDA twins, same names (addon_cuda.cc)
+#endif
   return exports;
 }
 

@@ -4,6 +4,5 @@ export default defineConfig({
   test: {
     name: '@othink/testing',
     include: ['test/**/*.test.ts'],
-    testTimeout: 120_000,
   },
 });
