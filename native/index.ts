@@ -43,6 +43,8 @@ export interface LogprobsBackwardOptions extends LogprobsOptions {
   gradEntropy?: Float32Array;
   /** Write dlogits over `logits` instead of allocating `[N, V]` more. */
   inPlace?: boolean;
+  /** Write dlogits into this `[N, V]` buffer (reused across steps: no page faults on fresh memory). */
+  out?: Float32Array;
 }
 
 export interface FusedLinearOptions {

@@ -82,7 +82,7 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
 }
 
 // tokenLogprobsBackward({ logits, targets, lse, vocabSize, gradLogprobs?, entropy?, gradEntropy?,
-//                         temperature?, ignoreIndex?, inPlace? }) -> dlogits
+//                         temperature?, ignoreIndex?, inPlace? | out? }) -> dlogits
 Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   Args a(info, "tokenLogprobsBackward");
   Napi::Float32Array logits = a.f32("logits");
@@ -99,7 +99,11 @@ Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   if (!grad_logprobs && !grad_entropy) a.type_error("give gradLogprobs, gradEntropy or both");
   const int32_t ignore = read_ignore_index(a);
   check_targets(a, targets, vocab, ignore);
-  Napi::Float32Array dlogits = a.flag("inPlace", false) ? logits : new_f32(a.env(), n * vocab);
+  const bool in_place = a.flag("inPlace", false);
+  Napi::Float32Array dlogits = in_place ? logits : a.f32("out", false);
+  if (in_place && a.has("out")) a.type_error("give either inPlace or out, not both");
+  if (!in_place && !dlogits.IsEmpty()) a.expect_length(dlogits, "out", n * vocab, "the shape of logits");
+  if (dlogits.IsEmpty()) dlogits = new_f32(a.env(), n * vocab);
   cpu::token_logprobs_backward(logits.Data(), targets.Data(), lse.Data(), entropy, grad_logprobs, grad_entropy,
                                static_cast<int64_t>(n), vocab, read_inv_temperature(a), ignore, dlogits.Data());
   return dlogits;

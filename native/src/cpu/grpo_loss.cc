@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "cpu/fast_exp.h"
+#include "cpu/simd.h"
 
 namespace othink::cpu {
 
@@ -23,50 +23,52 @@ GrpoLossStats grpo_loss_impl(const float* logp, const float* old_logp, const flo
   if (c.type == GrpoLossType::DrGrpo) token_weight = 1.0 / (c.normalizer > 0 ? c.normalizer : double(S * T));
   if (c.type == GrpoLossType::Dapo) token_weight = 1.0 / (c.normalizer > 0 ? c.normalizer : std::max(mask_sum, 1.0));
 
+  using simd::f32v;
+  using simd::kLanes;
   const bool use_kl = ref_logp != nullptr;
-  const float lo = 1.f - c.eps_low, hi = 1.f + c.eps_high;
+  const f32v lo = simd::splat(1.f - c.eps_low), hi = simd::splat(1.f + c.eps_high);
+  const f32v zero = simd::splat(0.f), one = simd::splat(1.f);
   double loss = 0, kl_seq_mean_sum = 0, n_low = 0, n_high = 0, ratio_sum = 0;
 #pragma omp parallel for reduction(+ : loss, kl_seq_mean_sum, n_low, n_high, ratio_sum) if (S * T > 16384)
   for (int64_t s = 0; s < S; ++s) {
-    const float* lp = logp + s * T;
-    const float* m = mask + s * T;
+    const int64_t row = s * T;
     double len = 0.0;
-    for (int64_t t = 0; t < T; ++t) len += m[t];
+    for (int64_t t = 0; t < T; ++t) len += mask[row + t];
     const float w_seq = static_cast<float>(
         c.type == GrpoLossType::Grpo ? 1.0 / (std::max(len, 1.0) * S) : token_weight);
-    const float a = adv[s];
-    float seq_loss = 0.f, seq_kl = 0.f, seq_low = 0.f, seq_high = 0.f, seq_ratio = 0.f;
-#pragma omp simd reduction(+ : seq_loss, seq_kl, seq_low, seq_high, seq_ratio)
-    for (int64_t t = 0; t < T; ++t) {
-      const float ratio = old_logp ? fast_exp(lp[t] - old_logp[s * T + t]) : 1.f;
-      const float clipped_ratio = std::min(std::max(ratio, lo), hi);
-      const float surr = std::min(ratio * a, clipped_ratio * a);
-      const bool clip_low = a < 0.f && ratio < lo;
-      const bool clip_high = a > 0.f && ratio > hi;
-      float kl_value = 0.f, kl_grad = 0.f;
-      if (use_kl) {
-        const KlValue kv = kl_token<E>(lp[t], ref_logp[s * T + t], c.kl_clamp);
-        kl_value = kv.value;
-        kl_grad = kv.grad;
-      }
-      const float ptl = c.beta != 0.f ? -surr + c.beta * kl_value : -surr;
-      const float w = w_seq * m[t];
-      if (per_token_loss) per_token_loss[s * T + t] = ptl;
-      if (grad_logp) {
-        const float g_surr = (clip_low || clip_high) ? 0.f : -a * ratio;
-        grad_logp[s * T + t] = w * (c.beta != 0.f ? g_surr + c.beta * kl_grad : g_surr);
-      }
-      seq_loss += w * ptl;
-      seq_kl += m[t] * kl_value;
-      seq_low += clip_low ? m[t] : 0.f;
-      seq_high += clip_high ? m[t] : 0.f;
-      seq_ratio += m[t] * ratio;
+    const f32v a = simd::splat(adv[s]);
+    f32v acc_loss = zero, acc_kl = zero, acc_low = zero, acc_high = zero, acc_ratio = zero;
+    for (int64_t t = 0; t < T; t += kLanes) {
+      const int64_t lanes = std::min(kLanes, T - t);
+      const bool full = lanes == kLanes;
+      // Tail lanes load mask 0: they add nothing to any sum and are never stored.
+      auto load = [&](const float* p) { return full ? simd::load(p + row + t) : simd::load_partial(p + row + t, lanes, 0.f); };
+      const f32v lp = load(logp), m = load(mask);
+      const f32v ratio = old_logp ? simd::exp(lp - load(old_logp)) : one;
+      const f32v clipped_ratio = simd::min(simd::max(ratio, lo), hi);
+      const f32v surr = simd::min(ratio * a, clipped_ratio * a);
+      const auto clip_low = a < 0.f && ratio < lo;
+      const auto clip_high = a > 0.f && ratio > hi;
+      KlValue kv{zero, zero};
+      if (use_kl) kv = kl_token<E>(lp, load(ref_logp), c.kl_clamp);
+      const f32v ptl = c.beta != 0.f ? c.beta * kv.value - surr : -surr;
+      const f32v w = w_seq * m;
+      const f32v g_surr = (clip_low || clip_high) ? zero : -a * ratio;
+      const f32v grad = c.beta != 0.f ? w * (g_surr + c.beta * kv.grad) : w * g_surr;
+      auto store = [&](float* p, f32v v) { full ? simd::store(p + row + t, v) : simd::store_partial(p + row + t, v, lanes); };
+      if (per_token_loss) store(per_token_loss, ptl);
+      if (grad_logp) store(grad_logp, grad);
+      acc_loss += w * ptl;
+      acc_kl += m * kv.value;
+      acc_low += clip_low ? m : zero;
+      acc_high += clip_high ? m : zero;
+      acc_ratio += m * ratio;
     }
-    loss += seq_loss;
-    kl_seq_mean_sum += seq_kl / std::max(len, 1.0);
-    n_low += seq_low;
-    n_high += seq_high;
-    ratio_sum += seq_ratio;
+    loss += simd::reduce_add(acc_loss);
+    kl_seq_mean_sum += simd::reduce_add(acc_kl) / std::max(len, 1.0);
+    n_low += simd::reduce_add(acc_low);
+    n_high += simd::reduce_add(acc_high);
+    ratio_sum += simd::reduce_add(acc_ratio);
   }
   GrpoLossStats st;
   const double tokens = std::max(mask_sum, 1.0);

@@ -1,16 +1,23 @@
 #include "cpu/kl.h"
 
+#include <algorithm>
+
 namespace othink::cpu {
 
 namespace {
 template <KlEstimator E>
 void kl_penalty_impl(const float* logp, const float* ref, int64_t n, float clamp, float* values,
                      float* grads) {
-#pragma omp parallel for simd if (n > 262144)
-  for (int64_t i = 0; i < n; ++i) {
-    const KlValue kv = kl_token<E>(logp[i], ref[i], clamp);
-    values[i] = kv.value;
-    if (grads) grads[i] = kv.grad;
+  using simd::kLanes;
+  const int64_t vectors = (n + kLanes - 1) / kLanes;
+#pragma omp parallel for if (n > 262144)
+  for (int64_t v = 0; v < vectors; ++v) {
+    const int64_t i = v * kLanes, lanes = std::min(kLanes, n - i);
+    const bool full = lanes == kLanes;
+    const KlValue kv = kl_token<E>(full ? simd::load(logp + i) : simd::load_partial(logp + i, lanes, 0.f),
+                                   full ? simd::load(ref + i) : simd::load_partial(ref + i, lanes, 0.f), clamp);
+    full ? simd::store(values + i, kv.value) : simd::store_partial(values + i, kv.value, lanes);
+    if (grads) full ? simd::store(grads + i, kv.grad) : simd::store_partial(grads + i, kv.grad, lanes);
   }
 }
 }  // namespace

@@ -4,60 +4,71 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu/fast_exp.h"
+#include "cpu/simd.h"
 
 namespace othink::cpu {
 
 namespace {
+using simd::f32v;
+using simd::kLanes;
+
 // Blocks small enough to stay in L1: the block max is read from cache, so DRAM sees each logit once.
 constexpr int64_t kBlock = 2048;
+// exp(-88) is below float's normal range: every exponent under it contributes nothing, and
+// clamping there turns a -inf (masked) logit's e * (z - m) into 0 * -88 instead of 0 * -inf.
+constexpr float kMinExponent = -88.f;
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Applies fn(vector of x[j..j+16) / T, lanes) over a block; the tail lanes are filled with -inf.
+template <typename Fn>
+inline void for_each_vector(const float* x, int64_t len, float inv_t, Fn&& fn) {
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes) fn(simd::load(x + j) * inv_t, j, kLanes);
+  if (j < len) fn(simd::load_partial(x + j, len - j, -kInf) * inv_t, j, len - j);
+}
 }  // namespace
 
 void token_logprobs_row(const float* row, int32_t target, int64_t vocab, float inv_temperature,
                         float* logprob, float* lse, float* entropy) {
   // Online log-sum-exp over blocks (Milakov & Gimelshein 2018): running max m, sum s = sum exp(z - m),
-  // and for the entropy sz = sum exp(z - m) * z, rescaled whenever the max grows.
-  float m = -std::numeric_limits<float>::infinity();
-  double s = 0.0, sz = 0.0;
-  const bool want_entropy = entropy != nullptr;
+  // and for the entropy sd = sum exp(z - m) * (z - m), rescaled whenever the max grows.
+  float m = -kInf;
+  double s = 0.0, sd = 0.0;
   for (int64_t b0 = 0; b0 < vocab; b0 += kBlock) {
     const int64_t len = std::min(kBlock, vocab - b0);
-    const float* x = row + b0;
-    float bm = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : bm)
-    for (int64_t j = 0; j < len; ++j) bm = std::max(bm, x[j] * inv_temperature);
-    if (bm == -std::numeric_limits<float>::infinity()) continue;  // a fully masked block adds 0
+    f32v vmax = simd::splat(-kInf);
+    for_each_vector(row + b0, len, inv_temperature, [&](f32v z, int64_t, int64_t) { vmax = simd::max(vmax, z); });
+    const float bm = simd::reduce_max(vmax);
+    if (bm == -kInf) continue;  // a fully masked block adds 0
     if (bm > m) {
       if (s > 0.0) {
-        const double scale = std::exp(static_cast<double>(m) - bm);
+        // Re-centre on the new max: s' = s e^(m - bm), sd' = e^(m - bm) (sd + (m - bm) s).
+        const double shift = static_cast<double>(m) - bm, scale = std::exp(shift);
+        sd = scale * (sd + shift * s);
         s *= scale;
-        sz *= scale;
       }
       m = bm;
     }
-    float bs = 0.f, bsz = 0.f;
-    if (want_entropy) {
-#pragma omp simd reduction(+ : bs, bsz)
-      for (int64_t j = 0; j < len; ++j) {
-        const float z = x[j] * inv_temperature;
-        const float e = fast_exp(z - m);
-        bs += e;
-        bsz += e * (z - m);
-      }
+    f32v acc = simd::splat(0.f), acc_d = simd::splat(0.f);
+    const f32v vm = simd::splat(m), floor = simd::splat(kMinExponent);
+    if (entropy) {
+      for_each_vector(row + b0, len, inv_temperature, [&](f32v z, int64_t, int64_t) {
+        const f32v d = simd::max(z - vm, floor);
+        const f32v e = simd::exp(d);
+        acc += e;
+        acc_d += e * d;
+      });
     } else {
-#pragma omp simd reduction(+ : bs)
-      for (int64_t j = 0; j < len; ++j) bs += fast_exp(x[j] * inv_temperature - m);
+      for_each_vector(row + b0, len, inv_temperature, [&](f32v z, int64_t, int64_t) { acc += simd::exp(z - vm); });
     }
-    s += bs;
-    // sz is accumulated relative to m: sum e * (z - m) + m * sum e keeps precision for large logits.
-    sz += bsz + static_cast<double>(m) * bs;
+    s += simd::reduce_add(acc);
+    sd += simd::reduce_add(acc_d);
   }
-  const double log_s = std::log(s);
-  const double l = m + log_s;
+  const double l = m + std::log(s);
   *lse = static_cast<float>(l);
   *logprob = static_cast<float>(row[target] * static_cast<double>(inv_temperature) - l);
-  // H = lse - E_p[z]
-  if (want_entropy) *entropy = static_cast<float>(l - sz / s);
+  // H = lse - E_p[z] = log s - E_p[z - m]
+  if (entropy) *entropy = static_cast<float>(std::log(s) - sd / s);
 }
 
 void token_logprobs_forward(const float* logits, const int32_t* targets, int64_t n, int64_t vocab,
@@ -79,22 +90,17 @@ void token_logprobs_forward(const float* logits, const int32_t* targets, int64_t
 void token_logprobs_backward_row(const float* row, int32_t target, float lse, float entropy,
                                  float grad_logprob, float grad_entropy, int64_t vocab,
                                  float inv_temperature, float* drow) {
-  // z = x / T, p = exp(z - lse).
-  // d logprob / dz_j = onehot_j - p_j;  d entropy / dz_j = -p_j * (z_j - lse + H).  Chain: dz/dx = 1/T.
+  // z = x / T, d = z - lse, p = exp(d).
+  // d logprob / dz_j = onehot_j - p_j;  d entropy / dz_j = -p_j (d_j + H).  Chain rule: dz/dx = 1/T.
   const float gl = grad_logprob * inv_temperature;
   const float ge = grad_entropy * inv_temperature;
-  const float shift = entropy - lse;  // z - lse + H = z + shift
-  if (ge != 0.f) {
-#pragma omp simd
-    for (int64_t j = 0; j < vocab; ++j) {
-      const float z = row[j] * inv_temperature;
-      const float p = fast_exp(z - lse);
-      drow[j] = -p * (gl + ge * (z + shift));
-    }
-  } else {
-#pragma omp simd
-    for (int64_t j = 0; j < vocab; ++j) drow[j] = -gl * fast_exp(row[j] * inv_temperature - lse);
-  }
+  const f32v vlse = simd::splat(lse), floor = simd::splat(kMinExponent);
+  const f32v vgl = simd::splat(gl), vge = simd::splat(ge), vh = simd::splat(entropy);
+  for_each_vector(row, vocab, inv_temperature, [&](f32v z, int64_t j, int64_t lanes) {
+    const f32v d = simd::max(z - vlse, floor);
+    const f32v g = ge != 0.f ? -simd::exp(d) * (vgl + vge * (d + vh)) : -simd::exp(d) * vgl;
+    lanes == kLanes ? simd::store(drow + j, g) : simd::store_partial(drow + j, g, lanes);
+  });
   drow[target] += gl;
 }
 
