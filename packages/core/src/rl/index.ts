@@ -1,4 +1,5 @@
-// The RL math of GRPO / GRPO-D, re-exported from the native kernels so users import one package.
+// The RL math of GRPO / GRPO-D: the native kernels, re-exported so users import one package,
+// and the KL-weight schedules.
 export {
   type AdvantageScale,
   fusedLinearLogprobs,
@@ -14,3 +15,4 @@ export {
   tokenLogprobs,
   tokenLogprobsBackward,
 } from '@othink/native';
+export { type DynamicKlOptions, type KlSchedule, klSchedule } from './kl-schedule.js';
