@@ -41,7 +41,9 @@ describe('tag extraction (Python re.search / re.findall semantics)', () => {
       { start: 21, contentStart: 29, contentEnd: 31, end: 40 },
     ]);
     expect(findTags(text, 'answer', { limit: 1 })).toHaveLength(1);
-    expect(findTags('<think>t</think>', 'think')).toEqual([{ start: 0, contentStart: 7, contentEnd: 8, end: 16 }]);
+    expect(findTags('<think>t</think>', 'think')).toEqual([
+      { start: 0, contentStart: 7, contentEnd: 8, end: 16 },
+    ]);
   });
 });
 

@@ -8,7 +8,12 @@ const CASES: [string, string, number, number][] = [
   ['minimal', '<think>a</think><answer>b</answer>', 1, 1],
   ['empty tags', '<think></think><answer></answer>', 1, 1],
   ['space between blocks', '<think>a</think> <answer>b</answer>', 1, 1],
-  ['newlines inside and between (DOTALL)', '<think>\nI count 3 cubes.\n</think>\n\n<answer>\n3\n</answer>', 1, 1],
+  [
+    'newlines inside and between (DOTALL)',
+    '<think>\nI count 3 cubes.\n</think>\n\n<answer>\n3\n</answer>',
+    1,
+    1,
+  ],
   ['R1-V SFT layout', '<think>reasoning</think>\n\n<answer> 7 </answer>', 1, 1],
   ['lazy .*? extends: second answer block', '<think>a</think><answer>b</answer><answer>c</answer>', 1, 1],
   ['extra </answer> inside the answer', '<think>a</think><answer>b</answer></answer>', 1, 1],
@@ -59,18 +64,31 @@ describe('lenientFormatReward (tags in order anywhere)', () => {
   });
 
   it('accepts everything the strict reward accepts', () => {
-    for (const [, completion, strict] of CASES) if (strict === 1) expect(lenientFormatReward(completion)).toBe(1);
+    for (const [, completion, strict] of CASES)
+      if (strict === 1) expect(lenientFormatReward(completion)).toBe(1);
   });
 });
 
 // The R1-V pattern transcribed to a JavaScript regex, with Python's `\s` spelled out (JavaScript's `\s`
 // differs). Backtracking is harmless on these short strings; it is the oracle, not the implementation.
-const PY_WS = '[\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const PY_WS =
+  '[\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
 const R1V_ORACLE = new RegExp(`^<think>[^]*?</think>${PY_WS}*<answer>[^]*?</answer>$`);
 
 describe('matchesR1VFormat against a regex oracle', () => {
   it('agrees on 20,000 random tag soups', () => {
-    const pieces = ['<think>', '</think>', '<answer>', '</answer>', 'a', ' ', '\n', '\u00a0', '\ufeff', '\u001c'];
+    const pieces = [
+      '<think>',
+      '</think>',
+      '<answer>',
+      '</answer>',
+      'a',
+      ' ',
+      '\n',
+      '\u00a0',
+      '\ufeff',
+      '\u001c',
+    ];
     let seed = 42;
     const random = (n: number): number => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
