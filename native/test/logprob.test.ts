@@ -68,6 +68,21 @@ describe('tokenLogprobs options', () => {
     expect(d[4500]).toBeCloseTo(-(1 - p) - (1 - p) * (Math.log(1 - p) + h), 5);
   });
 
+  it('re-centres correctly when the max grows from block to block (by less and by more than 64)', () => {
+    const v = 11000; // six blocks of 2048
+    const rand2 = seededRandom(9);
+    const row = randomNormal(v, rand2, 1);
+    row[3000] = 30; // block 1: +30 over the running max, summed against the lagging max
+    row[7000] = 200; // block 3: +170, summed again against its own max
+    row[9000] = 199.5;
+    for (const t of [0, 3000, 7000, 9000]) {
+      const out = tokenLogprobs({ logits: row, targets: Int32Array.of(t), vocabSize: v, withEntropy: true });
+      const ref = logprobsF64(row, [t], v);
+      expectClose(out.logprobs, ref.logprobs, { atol: 1e-5, rtol: 1e-6 }, `logprob of ${t}`);
+      expectClose(out.entropy!, ref.entropy, { atol: 1e-5, rtol: 1e-5 }, `entropy (target ${t})`);
+    }
+  });
+
   it('is stable for huge logits', () => {
     const big = Float32Array.of(1000, 999, -1000);
     const out = tokenLogprobs({ logits: big, targets: Int32Array.of(1), vocabSize: 3 });

@@ -18,6 +18,9 @@ constexpr int64_t kBlock = 2048;
 // clamping there turns a -inf (masked) logit's e * (z - m) into 0 * -88 instead of 0 * -inf.
 constexpr float kMinExponent = -88.f;
 constexpr float kInf = std::numeric_limits<float>::infinity();
+// How far a block's max may exceed the running max before its terms (up to e^kMaxLag each) are
+// summed again: e^64 * 2048 terms stays far below float's 3.4e38.
+constexpr float kMaxLag = 64.f;
 
 // Applies fn(vector of x[j..j+16) / T, lanes) over a block; the tail lanes are filled with -inf.
 template <typename Fn>
@@ -30,39 +33,62 @@ inline void for_each_vector(const float* x, int64_t len, float inv_t, Fn&& fn) {
 
 void token_logprobs_row(const float* row, int32_t target, int64_t vocab, float inv_temperature,
                         float* logprob, float* lse, float* entropy) {
-  // Online log-sum-exp over blocks (Milakov & Gimelshein 2018): running max m, sum s = sum exp(z - m),
-  // and for the entropy sd = sum exp(z - m) * (z - m), rescaled whenever the max grows.
+  // Online log-sum-exp over blocks (Milakov & Gimelshein 2018) with a lagging max: each block sums
+  // e = exp(z - m) against the running max m of the blocks before it while it finds its own max, so
+  // a block is read once. Sums are then re-centred on the new max. Only when a block's max exceeds
+  // m by more than kMaxLag (its terms could overflow) is it summed again against its own max.
+  // s = sum exp(z - m), sd = sum exp(z - m) * (z - m) for the entropy.
   float m = -kInf;
   double s = 0.0, sd = 0.0;
+  const f32v floor_rel = simd::splat(kMinExponent);
   for (int64_t b0 = 0; b0 < vocab; b0 += kBlock) {
     const int64_t len = std::min(kBlock, vocab - b0);
-    f32v vmax = simd::splat(-kInf);
-    for_each_vector(row + b0, len, inv_temperature, [&](f32v z, int64_t, int64_t) { vmax = simd::max(vmax, z); });
-    const float bm = simd::reduce_max(vmax);
-    if (bm == -kInf) continue;  // a fully masked block adds 0
-    if (bm > m) {
-      if (s > 0.0) {
-        // Re-centre on the new max: s' = s e^(m - bm), sd' = e^(m - bm) (sd + (m - bm) s).
-        const double shift = static_cast<double>(m) - bm, scale = std::exp(shift);
-        sd = scale * (sd + shift * s);
-        s *= scale;
+    const float* x = row + b0;
+    // Sums one block against the centre c; returns the block max.
+    auto sum_block = [&](float c, double& bs, double& bsd) {
+      f32v acc = simd::splat(0.f), acc_d = simd::splat(0.f), vmax = simd::splat(-kInf);
+      const f32v vc = simd::splat(c);
+      if (entropy) {
+        for_each_vector(x, len, inv_temperature, [&](f32v z, int64_t, int64_t) {
+          vmax = simd::max(vmax, z);
+          // Clamped so a -inf (masked) logit adds 0 * -88 rather than 0 * -inf.
+          const f32v d = simd::max(z - vc, floor_rel);
+          const f32v e = simd::exp(d);
+          acc += e;
+          acc_d += e * d;
+        });
+      } else {
+        for_each_vector(x, len, inv_temperature, [&](f32v z, int64_t, int64_t) {
+          vmax = simd::max(vmax, z);
+          acc += simd::exp(z - vc);
+        });
       }
+      bs = simd::reduce_add(acc);
+      bsd = simd::reduce_add(acc_d);
+      return simd::reduce_max(vmax);
+    };
+    double bs, bsd;
+    float c = m;  // the centre this block is summed against
+    const float bm = sum_block(c, bs, bsd);
+    if (bm == -kInf) continue;  // a fully masked block adds 0
+    if (bm > m + kMaxLag) {     // also the first block, where m = -inf
+      c = bm;
+      sum_block(c, bs, bsd);
+    }
+    if (bm > m) {
+      // Re-centre on the new max: s' = s e^(m - bm), sd' = e^(m - bm) (sd + (m - bm) s); same for the block.
+      auto recentre = [bm](double& sum, double& sum_d, float centre) {
+        if (sum == 0.0 || centre == bm) return;
+        const double shift = static_cast<double>(centre) - bm, scale = std::exp(shift);
+        sum_d = scale * (sum_d + shift * sum);
+        sum *= scale;
+      };
+      recentre(s, sd, m);
+      recentre(bs, bsd, c);
       m = bm;
     }
-    f32v acc = simd::splat(0.f), acc_d = simd::splat(0.f);
-    const f32v vm = simd::splat(m), floor = simd::splat(kMinExponent);
-    if (entropy) {
-      for_each_vector(row + b0, len, inv_temperature, [&](f32v z, int64_t, int64_t) {
-        const f32v d = simd::max(z - vm, floor);
-        const f32v e = simd::exp(d);
-        acc += e;
-        acc_d += e * d;
-      });
-    } else {
-      for_each_vector(row + b0, len, inv_temperature, [&](f32v z, int64_t, int64_t) { acc += simd::exp(z - vm); });
-    }
-    s += simd::reduce_add(acc);
-    sd += simd::reduce_add(acc_d);
+    s += bs;
+    sd += bsd;
   }
   const double l = m + std::log(s);
   *lse = static_cast<float>(l);
