@@ -215,7 +215,8 @@ const packageRoot = (() => {
 })();
 
 /** Path of the compiled addon (`OTHINK_NATIVE_BINARY` overrides it). */
-export const binaryPath = process.env.OTHINK_NATIVE_BINARY ?? join(packageRoot, 'build', 'Release', 'othink_native.node');
+export const binaryPath =
+  process.env.OTHINK_NATIVE_BINARY ?? join(packageRoot, 'build', 'Release', 'othink_native.node');
 
 function load(): Addon {
   if (!existsSync(binaryPath)) {

@@ -21,8 +21,18 @@ describe('groupAdvantages', () => {
       return r.map((x) => (x - mean) / (std + 1e-4));
     });
     expectClose(out.advantages, expected, { atol: 1e-6, rtol: 1e-6 }, 'advantages');
-    expectClose(out.groupMeans, groups.map((r) => moments(r).mean), { atol: 1e-7 }, 'groupMeans');
-    expectClose(out.groupStds, groups.map((r) => moments(r).std), { atol: 1e-6 }, 'groupStds');
+    expectClose(
+      out.groupMeans,
+      groups.map((r) => moments(r).mean),
+      { atol: 1e-7 },
+      'groupMeans',
+    );
+    expectClose(
+      out.groupStds,
+      groups.map((r) => moments(r).std),
+      { atol: 1e-6 },
+      'groupStds',
+    );
   });
 
   it('a group with equal rewards gets exactly zero advantage', () => {
@@ -35,7 +45,12 @@ describe('groupAdvantages', () => {
     const batchStd = moments(rewards).std;
     const centred = groups.flatMap((r) => r.map((x) => x - moments(r).mean));
     const batch = groupAdvantages({ rewards: Float32Array.from(rewards), groupSize: g, scale: 'batch' });
-    expectClose(batch.advantages, centred.map((x) => x / (batchStd + 1e-4)), { atol: 1e-6 }, 'batch');
+    expectClose(
+      batch.advantages,
+      centred.map((x) => x / (batchStd + 1e-4)),
+      { atol: 1e-6 },
+      'batch',
+    );
     const none = groupAdvantages({ rewards: Float32Array.from(rewards), groupSize: g, scale: 'none' });
     expectClose(none.advantages, centred, { atol: 1e-6 }, 'none');
   });
@@ -56,8 +71,18 @@ describe('groupAdvantages', () => {
     expect(out.advantages[9]).toBe(0);
     const rest = [3, 0, 2];
     const { mean, std } = moments(rest);
-    expectClose([out.advantages[8], out.advantages[10], out.advantages[11]], rest.map((x) => (x - mean) / (std + 1e-4)), { atol: 1e-6 }, 'finite rest');
-    expectClose(out.advantages.subarray(0, 8), groupAdvantages({ rewards: Float32Array.from(rewards.slice(0, 8)), groupSize: g }).advantages, { atol: 0 }, 'other groups unchanged');
+    expectClose(
+      [out.advantages[8], out.advantages[10], out.advantages[11]],
+      rest.map((x) => (x - mean) / (std + 1e-4)),
+      { atol: 1e-6 },
+      'finite rest',
+    );
+    expectClose(
+      out.advantages.subarray(0, 8),
+      groupAdvantages({ rewards: Float32Array.from(rewards.slice(0, 8)), groupSize: g }).advantages,
+      { atol: 0 },
+      'other groups unchanged',
+    );
   });
 
   it('a group of one gets advantage 0 (no NaN from an undefined std)', () => {

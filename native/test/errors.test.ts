@@ -10,67 +10,135 @@ describe('argument validation', () => {
   const lp = { logits: f32(6), targets: i32(0, 2), vocabSize: 3 };
 
   it('tokenLogprobs', () => {
-    expect(() => native.tokenLogprobs(undefined as never)).toThrow(/tokenLogprobs: expected one options object/);
-    expect(() => native.tokenLogprobs({ ...lp, logits: new Float64Array(6) as never })).toThrow(/logits must be a Float32Array \(got Float64Array\)/);
-    expect(() => native.tokenLogprobs({ ...lp, targets: [0, 1] as never })).toThrow(/targets must be a Int32Array \(got Array\)/);
-    expect(() => native.tokenLogprobs({ ...lp, logits: f32(7) })).toThrow(/logits has 7 elements; expected 6 \(targets.length \* vocabSize = 2 \* 3\)/);
-    expect(() => native.tokenLogprobs({ ...lp, targets: i32(0, 3) })).toThrow(/targets\[1\] = 3 is outside the vocabulary \[0, 3\)/);
+    expect(() => native.tokenLogprobs(undefined as never)).toThrow(
+      /tokenLogprobs: expected one options object/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, logits: new Float64Array(6) as never })).toThrow(
+      /logits must be a Float32Array \(got Float64Array\)/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, targets: [0, 1] as never })).toThrow(
+      /targets must be a Int32Array \(got Array\)/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, logits: f32(7) })).toThrow(
+      /logits has 7 elements; expected 6 \(targets.length \* vocabSize = 2 \* 3\)/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, targets: i32(0, 3) })).toThrow(
+      /targets\[1\] = 3 is outside the vocabulary \[0, 3\)/,
+    );
     expect(() => native.tokenLogprobs({ ...lp, targets: i32(-1, 0) })).toThrow(/targets\[0\] = -1/);
-    expect(() => native.tokenLogprobs({ ...lp, targets: i32(-100, 0), ignoreIndex: -1 })).toThrow(/targets\[0\] = -100 .* not ignoreIndex = -1/);
-    expect(() => native.tokenLogprobs({ ...lp, vocabSize: 2.5 })).toThrow(/vocabSize must be a positive integer \(got 2.5/);
-    expect(() => native.tokenLogprobs({ ...lp, vocabSize: 0 })).toThrow(/vocabSize must be a positive integer/);
-    expect(() => native.tokenLogprobs({ logits: f32(6), targets: i32(0, 2) } as never)).toThrow(/vocabSize is required/);
+    expect(() => native.tokenLogprobs({ ...lp, targets: i32(-100, 0), ignoreIndex: -1 })).toThrow(
+      /targets\[0\] = -100 .* not ignoreIndex = -1/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, vocabSize: 2.5 })).toThrow(
+      /vocabSize must be a positive integer \(got 2.5/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, vocabSize: 0 })).toThrow(
+      /vocabSize must be a positive integer/,
+    );
+    expect(() => native.tokenLogprobs({ logits: f32(6), targets: i32(0, 2) } as never)).toThrow(
+      /vocabSize is required/,
+    );
     expect(() => native.tokenLogprobs({ ...lp, temperature: 0 })).toThrow(/temperature must be > 0/);
-    expect(() => native.tokenLogprobs({ ...lp, temperature: Number.NaN })).toThrow(/temperature must be finite/);
-    expect(() => native.tokenLogprobs({ ...lp, withEntropy: 1 as never })).toThrow(/withEntropy must be a boolean/);
+    expect(() => native.tokenLogprobs({ ...lp, temperature: Number.NaN })).toThrow(
+      /temperature must be finite/,
+    );
+    expect(() => native.tokenLogprobs({ ...lp, withEntropy: 1 as never })).toThrow(
+      /withEntropy must be a boolean/,
+    );
   });
 
   it('tokenLogprobsBackward', () => {
     const lse = f32(2);
-    expect(() => native.tokenLogprobsBackward({ ...lp, lse: f32(3), gradLogprobs: f32(2) })).toThrow(/lse has 3 elements; expected 2/);
-    expect(() => native.tokenLogprobsBackward({ ...lp, lse })).toThrow(/give gradLogprobs, gradEntropy or both/);
-    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradLogprobs: f32(1) })).toThrow(/gradLogprobs has 1 elements; expected 2/);
-    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradEntropy: f32(2) })).toThrow(/gradEntropy needs entropy/);
-    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradLogprobs: f32(2), out: f32(5) })).toThrow(/out has 5 elements; expected 6/);
-    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradLogprobs: f32(2), out: f32(6), inPlace: true })).toThrow(/either inPlace or out/);
+    expect(() => native.tokenLogprobsBackward({ ...lp, lse: f32(3), gradLogprobs: f32(2) })).toThrow(
+      /lse has 3 elements; expected 2/,
+    );
+    expect(() => native.tokenLogprobsBackward({ ...lp, lse })).toThrow(
+      /give gradLogprobs, gradEntropy or both/,
+    );
+    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradLogprobs: f32(1) })).toThrow(
+      /gradLogprobs has 1 elements; expected 2/,
+    );
+    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradEntropy: f32(2) })).toThrow(
+      /gradEntropy needs entropy/,
+    );
+    expect(() => native.tokenLogprobsBackward({ ...lp, lse, gradLogprobs: f32(2), out: f32(5) })).toThrow(
+      /out has 5 elements; expected 6/,
+    );
+    expect(() =>
+      native.tokenLogprobsBackward({ ...lp, lse, gradLogprobs: f32(2), out: f32(6), inPlace: true }),
+    ).toThrow(/either inPlace or out/);
   });
 
   it('fusedLinearLogprobs and its backward', () => {
     const fl = { hidden: f32(8), weight: f32(12), targets: i32(0, 2), hiddenSize: 4 };
-    expect(() => native.fusedLinearLogprobs({ ...fl, hidden: f32(9) })).toThrow(/hidden has 9 elements; expected 8 \(targets.length \* hiddenSize = 2 \* 4\)/);
-    expect(() => native.fusedLinearLogprobs({ ...fl, weight: f32(10) })).toThrow(/weight has 10 elements; expected vocabSize \* hiddenSize with hiddenSize = 4/);
-    expect(() => native.fusedLinearLogprobs({ ...fl, targets: i32(0, 3) })).toThrow(/targets\[1\] = 3 is outside the vocabulary \[0, 3\)/);
-    expect(() => native.fusedLinearLogprobs({ ...fl, chunkSize: 0 })).toThrow(/chunkSize must be a positive integer/);
+    expect(() => native.fusedLinearLogprobs({ ...fl, hidden: f32(9) })).toThrow(
+      /hidden has 9 elements; expected 8 \(targets.length \* hiddenSize = 2 \* 4\)/,
+    );
+    expect(() => native.fusedLinearLogprobs({ ...fl, weight: f32(10) })).toThrow(
+      /weight has 10 elements; expected vocabSize \* hiddenSize with hiddenSize = 4/,
+    );
+    expect(() => native.fusedLinearLogprobs({ ...fl, targets: i32(0, 3) })).toThrow(
+      /targets\[1\] = 3 is outside the vocabulary \[0, 3\)/,
+    );
+    expect(() => native.fusedLinearLogprobs({ ...fl, chunkSize: 0 })).toThrow(
+      /chunkSize must be a positive integer/,
+    );
     const lse = f32(2);
-    expect(() => native.fusedLinearLogprobsBackward({ ...fl, lse, gradLogprobs: f32(2), gradWeight: f32(11) })).toThrow(/gradWeight has 11 elements; expected 12/);
-    expect(() => native.fusedLinearLogprobsBackward({ ...fl, lse: f32(1), gradLogprobs: f32(2) })).toThrow(/lse has 1 elements/);
+    expect(() =>
+      native.fusedLinearLogprobsBackward({ ...fl, lse, gradLogprobs: f32(2), gradWeight: f32(11) }),
+    ).toThrow(/gradWeight has 11 elements; expected 12/);
+    expect(() => native.fusedLinearLogprobsBackward({ ...fl, lse: f32(1), gradLogprobs: f32(2) })).toThrow(
+      /lse has 1 elements/,
+    );
   });
 
   it('groupAdvantages', () => {
-    expect(() => native.groupAdvantages({ rewards: f32(10), groupSize: 4 })).toThrow(/rewards has 10 elements, not a multiple of groupSize = 4/);
+    expect(() => native.groupAdvantages({ rewards: f32(10), groupSize: 4 })).toThrow(
+      /rewards has 10 elements, not a multiple of groupSize = 4/,
+    );
     expect(() => native.groupAdvantages({ rewards: f32(0), groupSize: 4 })).toThrow(/rewards is empty/);
-    expect(() => native.groupAdvantages({ rewards: f32(8), groupSize: 4, scale: 'sequence' as never })).toThrow(/scale must be one of 'group', 'batch', 'none' \(got 'sequence'\)/);
-    expect(() => native.groupAdvantages({ rewards: f32(8), groupSize: 4, eps: -1 })).toThrow(/eps must be >= 0/);
-    expect(() => native.groupAdvantages({ rewards: f32(8), groupSize: -4 })).toThrow(/groupSize must be a positive integer/);
+    expect(() =>
+      native.groupAdvantages({ rewards: f32(8), groupSize: 4, scale: 'sequence' as never }),
+    ).toThrow(/scale must be one of 'group', 'batch', 'none' \(got 'sequence'\)/);
+    expect(() => native.groupAdvantages({ rewards: f32(8), groupSize: 4, eps: -1 })).toThrow(
+      /eps must be >= 0/,
+    );
+    expect(() => native.groupAdvantages({ rewards: f32(8), groupSize: -4 })).toThrow(
+      /groupSize must be a positive integer/,
+    );
   });
 
   it('klPenalty', () => {
-    expect(() => native.klPenalty({ logprobs: f32(3), refLogprobs: f32(4) })).toThrow(/refLogprobs has 4 elements; expected 3/);
-    expect(() => native.klPenalty({ logprobs: f32(3), refLogprobs: f32(3), estimator: 'k4' as never })).toThrow(/estimator must be one of 'k1', 'k2', 'k3', 'abs'/);
-    expect(() => native.klPenalty({ logprobs: f32(3), refLogprobs: f32(3), clamp: -1 })).toThrow(/clamp must be > 0/);
+    expect(() => native.klPenalty({ logprobs: f32(3), refLogprobs: f32(4) })).toThrow(
+      /refLogprobs has 4 elements; expected 3/,
+    );
+    expect(() =>
+      native.klPenalty({ logprobs: f32(3), refLogprobs: f32(3), estimator: 'k4' as never }),
+    ).toThrow(/estimator must be one of 'k1', 'k2', 'k3', 'abs'/);
+    expect(() => native.klPenalty({ logprobs: f32(3), refLogprobs: f32(3), clamp: -1 })).toThrow(
+      /clamp must be > 0/,
+    );
   });
 
   it('grpoLoss', () => {
     const g = { logprobs: f32(8), advantages: f32(2), completionMask: f32(8), beta: 0 };
-    expect(() => native.grpoLoss({ ...g, logprobs: f32(9) })).toThrow(/logprobs has 9 elements, not a multiple of advantages.length = 2/);
-    expect(() => native.grpoLoss({ ...g, completionMask: f32(7) })).toThrow(/completionMask has 7 elements; expected 8 \(the shape of logprobs \[S, T\] = \[2, 4\]\)/);
+    expect(() => native.grpoLoss({ ...g, logprobs: f32(9) })).toThrow(
+      /logprobs has 9 elements, not a multiple of advantages.length = 2/,
+    );
+    expect(() => native.grpoLoss({ ...g, completionMask: f32(7) })).toThrow(
+      /completionMask has 7 elements; expected 8 \(the shape of logprobs \[S, T\] = \[2, 4\]\)/,
+    );
     expect(() => native.grpoLoss({ ...g, oldLogprobs: f32(4) })).toThrow(/oldLogprobs has 4 elements/);
     expect(() => native.grpoLoss({ ...g, beta: 0.04 })).toThrow(/refLogprobs is required when beta != 0/);
     expect(() => native.grpoLoss({ ...g, beta: -0.1 })).toThrow(/beta must be >= 0/);
     expect(() => native.grpoLoss({ ...g, beta: undefined as never })).toThrow(/beta is required/);
-    expect(() => native.grpoLoss({ ...g, lossType: 'ppo' as never })).toThrow(/lossType must be one of 'grpo', 'bnpo', 'dr_grpo', 'dapo'/);
+    expect(() => native.grpoLoss({ ...g, lossType: 'ppo' as never })).toThrow(
+      /lossType must be one of 'grpo', 'bnpo', 'dr_grpo', 'dapo'/,
+    );
     expect(() => native.grpoLoss({ ...g, epsilonLow: 1 })).toThrow(/epsilonLow must be in \[0, 1\)/);
-    expect(() => native.grpoLoss({ ...g, lossType: 'dapo', numItemsInBatch: 0 })).toThrow(/numItemsInBatch must be > 0/);
+    expect(() => native.grpoLoss({ ...g, lossType: 'dapo', numItemsInBatch: 0 })).toThrow(
+      /numItemsInBatch must be > 0/,
+    );
     expect(() => native.grpoLoss({ ...g, advantages: f32(0) })).toThrow(/advantages is empty/);
   });
 
@@ -84,7 +152,11 @@ describe('loading', () => {
   it('a missing binary explains how to build it', () => {
     const child = spawnSync(
       process.execPath,
-      ['--input-type=module', '-e', `import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)})`],
+      [
+        '--input-type=module',
+        '-e',
+        `import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)})`,
+      ],
       { env: { ...process.env, OTHINK_NATIVE_BINARY: '/nonexistent/othink_native.node' }, encoding: 'utf8' },
     );
     expect(child.status).not.toBe(0);

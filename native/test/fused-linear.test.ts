@@ -21,7 +21,9 @@ function backwardF64(gradLogprobs: Float32Array, gradEntropy: Float32Array) {
     for (let j = 0; j < vocab; j++) {
       const d = logits[i * vocab + j] / temperature - lse[i];
       const p = Math.exp(d);
-      dlogits[i * vocab + j] = (gradLogprobs[i] * ((j === targets[i] ? 1 : 0) - p) - gradEntropy[i] * p * (d + entropy[i])) / temperature;
+      dlogits[i * vocab + j] =
+        (gradLogprobs[i] * ((j === targets[i] ? 1 : 0) - p) - gradEntropy[i] * p * (d + entropy[i])) /
+        temperature;
     }
   const gradHidden = new Float64Array(n * h);
   const gradWeight = new Float64Array(vocab * h);
@@ -41,7 +43,15 @@ describe('fusedLinearLogprobs', () => {
 
   for (const chunkSize of [1, 4, 13, 1000]) {
     it(`forward matches float64 (chunk ${chunkSize})`, () => {
-      const out = fusedLinearLogprobs({ hidden, weight, targets, hiddenSize: h, chunkSize, temperature, withEntropy: true });
+      const out = fusedLinearLogprobs({
+        hidden,
+        weight,
+        targets,
+        hiddenSize: h,
+        chunkSize,
+        temperature,
+        withEntropy: true,
+      });
       expectClose(out.logprobs, ref.logprobs, { atol: 2e-5, rtol: 1e-5 }, 'logprobs');
       expectClose(out.lse, ref.lse, { atol: 2e-5, rtol: 1e-5 }, 'lse');
       expectClose(out.entropy!, ref.entropy, { atol: 2e-5, rtol: 1e-5 }, 'entropy');
@@ -52,21 +62,62 @@ describe('fusedLinearLogprobs', () => {
     const g = randomNormal(n, rand);
     const u = randomNormal(n, rand);
     const expected = backwardF64(g, u);
-    const fwd = fusedLinearLogprobs({ hidden, weight, targets, hiddenSize: h, temperature, withEntropy: true });
+    const fwd = fusedLinearLogprobs({
+      hidden,
+      weight,
+      targets,
+      hiddenSize: h,
+      temperature,
+      withEntropy: true,
+    });
     for (const chunkSize of [1, 5, 13, 64]) {
       const out = fusedLinearLogprobsBackward({
-        hidden, weight, targets, hiddenSize: h, chunkSize, temperature, lse: fwd.lse, entropy: fwd.entropy, gradLogprobs: g, gradEntropy: u,
+        hidden,
+        weight,
+        targets,
+        hiddenSize: h,
+        chunkSize,
+        temperature,
+        lse: fwd.lse,
+        entropy: fwd.entropy,
+        gradLogprobs: g,
+        gradEntropy: u,
       });
-      expectClose(out.gradHidden!, expected.gradHidden, { atol: 1e-5 * maxAbs(expected.gradHidden) + 1e-7 }, `gradHidden chunk ${chunkSize}`);
-      expectClose(out.gradWeight, expected.gradWeight, { atol: 1e-5 * maxAbs(expected.gradWeight) + 1e-7 }, `gradWeight chunk ${chunkSize}`);
+      expectClose(
+        out.gradHidden!,
+        expected.gradHidden,
+        { atol: 1e-5 * maxAbs(expected.gradHidden) + 1e-7 },
+        `gradHidden chunk ${chunkSize}`,
+      );
+      expectClose(
+        out.gradWeight,
+        expected.gradWeight,
+        { atol: 1e-5 * maxAbs(expected.gradWeight) + 1e-7 },
+        `gradWeight chunk ${chunkSize}`,
+      );
     }
     const acc = new Float32Array(vocab * h).fill(0.5);
     const out = fusedLinearLogprobsBackward({
-      hidden, weight, targets, hiddenSize: h, temperature, lse: fwd.lse, entropy: fwd.entropy, gradLogprobs: g, gradEntropy: u, gradWeight: acc, needGradHidden: false,
+      hidden,
+      weight,
+      targets,
+      hiddenSize: h,
+      temperature,
+      lse: fwd.lse,
+      entropy: fwd.entropy,
+      gradLogprobs: g,
+      gradEntropy: u,
+      gradWeight: acc,
+      needGradHidden: false,
     });
     expect(out.gradWeight).toBe(acc);
     expect(out.gradHidden).toBeUndefined();
-    expectClose(acc, expected.gradWeight.map((x) => x + 0.5), { atol: 1e-5 * maxAbs(expected.gradWeight) + 1e-6 }, 'accumulated gradWeight');
+    expectClose(
+      acc,
+      expected.gradWeight.map((x) => x + 0.5),
+      { atol: 1e-5 * maxAbs(expected.gradWeight) + 1e-6 },
+      'accumulated gradWeight',
+    );
   });
 
   it('backward matches finite differences of the forward (hidden and weight)', () => {
@@ -80,7 +131,15 @@ describe('fusedLinearLogprobs', () => {
       return o.logprobs.reduce((s, lp, i) => s + g[i] * lp, 0);
     };
     const fwd = fusedLinearLogprobs({ hidden: hs, weight: ws, targets: ts, hiddenSize: small.h });
-    const out = fusedLinearLogprobsBackward({ hidden: hs, weight: ws, targets: ts, hiddenSize: small.h, lse: fwd.lse, gradLogprobs: g, chunkSize: 2 });
+    const out = fusedLinearLogprobsBackward({
+      hidden: hs,
+      weight: ws,
+      targets: ts,
+      hiddenSize: small.h,
+      lse: fwd.lse,
+      gradLogprobs: g,
+      chunkSize: 2,
+    });
     const fdH = finiteDifference((x) => objective(Float32Array.from(x), ws), Float64Array.from(hs), 1e-2);
     const fdW = finiteDifference((x) => objective(hs, Float32Array.from(x)), Float64Array.from(ws), 1e-2);
     expectClose(out.gradHidden!, fdH, { atol: 1e-3 * maxAbs(fdH) + 1e-5 }, 'gradHidden vs FD');
@@ -93,10 +152,23 @@ describe('fusedLinearLogprobs', () => {
     const fwd = fusedLinearLogprobs({ hidden, weight, targets: t, hiddenSize: h, ignoreIndex: -100 });
     expect(Array.from(fwd.logprobs.subarray(5))).toEqual(new Array(n - 5).fill(0));
     const g = new Float32Array(n).fill(1);
-    const out = fusedLinearLogprobsBackward({ hidden, weight, targets: t, hiddenSize: h, ignoreIndex: -100, lse: fwd.lse, gradLogprobs: g });
+    const out = fusedLinearLogprobsBackward({
+      hidden,
+      weight,
+      targets: t,
+      hiddenSize: h,
+      ignoreIndex: -100,
+      lse: fwd.lse,
+      gradLogprobs: g,
+    });
     expect(maxAbs(out.gradHidden!.subarray(5 * h))).toBe(0);
     const first5 = fusedLinearLogprobsBackward({
-      hidden: hidden.subarray(0, 5 * h), weight, targets: t.subarray(0, 5), hiddenSize: h, lse: fwd.lse.subarray(0, 5), gradLogprobs: g.subarray(0, 5),
+      hidden: hidden.subarray(0, 5 * h),
+      weight,
+      targets: t.subarray(0, 5),
+      hiddenSize: h,
+      lse: fwd.lse.subarray(0, 5),
+      gradLogprobs: g.subarray(0, 5),
     });
     expectClose(out.gradWeight, first5.gradWeight, { atol: 1e-6 }, 'gradWeight of the kept tokens only');
   });

@@ -1,6 +1,20 @@
-import { expectClose, expectScalarClose, Fixture, finiteDifference, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import {
+  expectClose,
+  expectScalarClose,
+  Fixture,
+  finiteDifference,
+  maxAbs,
+  randomNormal,
+  seededRandom,
+} from '@othink/testing';
 import { describe, expect, it } from 'vitest';
-import { type GrpoLossType, grpoLoss, groupAdvantages, tokenLogprobs, tokenLogprobsBackward } from '../index.js';
+import {
+  type GrpoLossType,
+  groupAdvantages,
+  grpoLoss,
+  tokenLogprobs,
+  tokenLogprobsBackward,
+} from '../index.js';
 
 const CASES = ['case-g4x2-v1000', 'case-g4-v32000', 'case-g8-beta0'];
 const FIXTURE_TYPES: GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo'];
@@ -37,7 +51,12 @@ describe('grpoLoss vs the grpo fixtures', () => {
     it(`${name}: statistics (mean KL, clip ratios, mean ratio)`, () => {
       const { f, common } = loadCase(name);
       const { stats } = grpoLoss(common);
-      expectScalarClose(stats.meanKl, f.scalar('metric.mean_kl'), { rtol: 1e-5, atol: 1e-7 }, 'metric.mean_kl');
+      expectScalarClose(
+        stats.meanKl,
+        f.scalar('metric.mean_kl'),
+        { rtol: 1e-5, atol: 1e-7 },
+        'metric.mean_kl',
+      );
       // Clip ratios from the fixture's is_clipped flags, split by the sign of the advantage.
       const clipped = f.f64('is_clipped');
       const mask = f.f64('completion_mask');
@@ -68,7 +87,13 @@ describe('grpoLoss vs the grpo fixtures', () => {
       const lp = tokenLogprobs({ logits, targets, vocabSize: vocab });
       const out = grpoLoss({ ...common, logprobs: lp.logprobs });
       expectScalarClose(out.loss, f.scalar('loss.grpo'), { rtol: 1e-5 }, 'loss.grpo');
-      const dlogits = tokenLogprobsBackward({ logits, targets, lse: lp.lse, vocabSize: vocab, gradLogprobs: out.gradLogprobs });
+      const dlogits = tokenLogprobsBackward({
+        logits,
+        targets,
+        lse: lp.lse,
+        vocabSize: vocab,
+        gradLogprobs: out.gradLogprobs,
+      });
       const ref = f.f64('grad_logits.grpo');
       expectClose(dlogits, ref, { atol: 1e-3 * maxAbs(ref) }, 'grad_logits.grpo');
     });
@@ -83,11 +108,21 @@ describe('grpoLoss vs the grpo fixtures', () => {
   it('dapo divides by the tokens of the whole generation batch', () => {
     const { f, common } = loadCase('case-g4x2-v1000');
     // In one micro-batch with the default normaliser DAPO is BNPO.
-    expectScalarClose(grpoLoss({ ...common, lossType: 'dapo' }).loss, f.scalar('loss.bnpo'), { rtol: 1e-5 }, 'dapo');
+    expectScalarClose(
+      grpoLoss({ ...common, lossType: 'dapo' }).loss,
+      f.scalar('loss.bnpo'),
+      { rtol: 1e-5 },
+      'dapo',
+    );
     const tokens = f.f64('completion_mask').reduce((s, m) => s + m, 0);
     const half = grpoLoss({ ...common, lossType: 'dapo', numItemsInBatch: 2 * tokens });
     expectScalarClose(half.loss, f.scalar('loss.bnpo') / 2, { rtol: 1e-5 }, 'dapo / 2');
-    expectClose(half.gradLogprobs!, f.f64('grad_logps.bnpo').map((g) => g / 2), { atol: 1e-3 * maxAbs(f.f64('grad_logps.bnpo')) }, 'dapo grad');
+    expectClose(
+      half.gradLogprobs!,
+      f.f64('grad_logps.bnpo').map((g) => g / 2),
+      { atol: 1e-3 * maxAbs(f.f64('grad_logps.bnpo')) },
+      'dapo grad',
+    );
   });
 
   it('dr_grpo divides by S * maxCompletionLength', () => {
@@ -106,12 +141,24 @@ describe('grpoLoss properties', () => {
   const oldLogprobs = logprobs.map((x) => x + 0.3 * (rand() - 0.5));
   const refLogprobs = logprobs.map((x) => x + 0.5 * (rand() - 0.5));
   const advantages = randomNormal(s, rand);
-  const completionMask = Float32Array.from({ length: s * t }, (_, i) => (i % t < 2 + (Math.floor(i / t) % 5) ? 1 : 0));
+  const completionMask = Float32Array.from({ length: s * t }, (_, i) =>
+    i % t < 2 + (Math.floor(i / t) % 5) ? 1 : 0,
+  );
 
   for (const lossType of ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as GrpoLossType[]) {
     for (const klEstimator of ['k1', 'k2', 'k3', 'abs'] as const) {
       it(`${lossType} / ${klEstimator}: gradient matches finite differences`, () => {
-        const opts = { oldLogprobs, refLogprobs, advantages, completionMask, beta: 0.07, epsilonLow: 0.2, epsilonHigh: 0.28, lossType, klEstimator };
+        const opts = {
+          oldLogprobs,
+          refLogprobs,
+          advantages,
+          completionMask,
+          beta: 0.07,
+          epsilonLow: 0.2,
+          epsilonHigh: 0.28,
+          lossType,
+          klEstimator,
+        };
         const out = grpoLoss({ ...opts, logprobs });
         // h small enough not to cross a clip boundary or the kink of |d|: the random draws keep
         // every ratio and every logp - ref more than 1e-3 away from them (checked below).
@@ -121,7 +168,11 @@ describe('grpoLoss properties', () => {
           expect(Math.min(Math.abs(r - 0.8), Math.abs(r - 1.28))).toBeGreaterThan(2 * h);
           expect(Math.abs(logprobs[i] - refLogprobs[i])).toBeGreaterThan(2 * h);
         }
-        const fd = finiteDifference((x) => grpoLoss({ ...opts, logprobs: Float32Array.from(x), withGrad: false }).loss, Float64Array.from(logprobs), h);
+        const fd = finiteDifference(
+          (x) => grpoLoss({ ...opts, logprobs: Float32Array.from(x), withGrad: false }).loss,
+          Float64Array.from(logprobs),
+          h,
+        );
         expectClose(out.gradLogprobs!, fd, { atol: 2e-3 * maxAbs(fd) + 1e-6 }, `d ${lossType} / dlogp`);
       });
     }
@@ -141,13 +192,23 @@ describe('grpoLoss properties', () => {
     }
     // Zero-mean advantages over a full mask give zero loss (the grpo-step fixture's step 1).
     const zeroMean = Float32Array.of(1, -1, 0.5, -0.5, 2, -2);
-    expect(grpoLoss({ logprobs, advantages: zeroMean, completionMask: new Float32Array(s * t).fill(1), beta: 0 }).loss).toBeCloseTo(0, 6);
+    expect(
+      grpoLoss({ logprobs, advantages: zeroMean, completionMask: new Float32Array(s * t).fill(1), beta: 0 })
+        .loss,
+    ).toBeCloseTo(0, 6);
   });
 
   it('a sequence with an empty mask contributes nothing and no NaN', () => {
     const mask = Float32Array.from(completionMask);
     mask.fill(0, 0, t);
-    const out = grpoLoss({ logprobs, oldLogprobs, refLogprobs, advantages, completionMask: mask, beta: 0.04 });
+    const out = grpoLoss({
+      logprobs,
+      oldLogprobs,
+      refLogprobs,
+      advantages,
+      completionMask: mask,
+      beta: 0.04,
+    });
     expect(Number.isFinite(out.loss)).toBe(true);
     expect(maxAbs(out.gradLogprobs!.subarray(0, t))).toBe(0);
   });

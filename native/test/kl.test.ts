@@ -28,7 +28,12 @@ describe('klPenalty', () => {
     it(`${estimator}: values match the definition, gradients match finite differences`, () => {
       const out = klPenalty({ logprobs, refLogprobs, estimator });
       // Relative to the value: k3 near d = 0 is ~d^2/2 ~ 1e-9 and must not drown in cancellation.
-      expectClose(out.values, d.map(definitions[estimator]), { atol: 1e-12, rtol: 2e-6 }, `${estimator} values`);
+      expectClose(
+        out.values,
+        d.map(definitions[estimator]),
+        { atol: 1e-12, rtol: 2e-6 },
+        `${estimator} values`,
+      );
       const fd = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         // |d| has a kink at 0: a central difference straddling it is meaningless.
@@ -50,7 +55,12 @@ describe('klPenalty', () => {
   });
 
   it('clamp bounds the value and zeroes the gradient where active', () => {
-    const out = klPenalty({ logprobs: Float32Array.of(-10, -1), refLogprobs: Float32Array.of(-1, -1.5), estimator: 'k3', clamp: 5 });
+    const out = klPenalty({
+      logprobs: Float32Array.of(-10, -1),
+      refLogprobs: Float32Array.of(-1, -1.5),
+      estimator: 'k3',
+      clamp: 5,
+    });
     // k3(d = -9) = e^9 - 10 >> 5: clamped; k3(d = 0.5) = e^-0.5 - 0.5 = 0.1065: not clamped.
     expect(out.values[0]).toBe(5);
     expect(out.grads![0]).toBe(0);

@@ -10,7 +10,11 @@ describe('tokenLogprobs vs the grpo fixtures', () => {
     it(`${name}: per-token log-probs`, () => {
       const f = new Fixture(`grpo/${name}.safetensors`);
       const [, , vocab] = f.shape('logits');
-      const out = tokenLogprobs({ logits: f.f32('logits'), targets: f.i32('completion_ids'), vocabSize: vocab });
+      const out = tokenLogprobs({
+        logits: f.f32('logits'),
+        targets: f.i32('completion_ids'),
+        vocabSize: vocab,
+      });
       // Float32 logits and float32 accumulation of V terms against a float64 reference.
       expectClose(out.logprobs, f.f64('per_token_logps'), { atol: 1e-5, rtol: 1e-5 }, 'logprobs');
       for (const lp of out.logprobs) expect(lp).toBeLessThanOrEqual(0);
@@ -22,7 +26,13 @@ describe('tokenLogprobs vs the grpo fixtures', () => {
       const logits = f.f32('logits');
       const targets = f.i32('completion_ids');
       const { lse } = tokenLogprobs({ logits, targets, vocabSize: vocab });
-      const dlogits = tokenLogprobsBackward({ logits, targets, lse, vocabSize: vocab, gradLogprobs: f.f32('grad_logps.grpo') });
+      const dlogits = tokenLogprobsBackward({
+        logits,
+        targets,
+        lse,
+        vocabSize: vocab,
+        gradLogprobs: f.f32('grad_logps.grpo'),
+      });
       const ref = f.f64('grad_logits.grpo');
       // Fixture README section 6: grad_logits within 1e-3 * max|ref|.
       expectClose(dlogits, ref, { atol: 1e-3 * maxAbs(ref) }, 'grad_logits.grpo');
@@ -52,13 +62,23 @@ describe('tokenLogprobs options', () => {
     const masked = new Float32Array(v).fill(Number.NEGATIVE_INFINITY);
     masked[4500] = 1;
     masked[4999] = 2;
-    const out = tokenLogprobs({ logits: masked, targets: Int32Array.of(4999), vocabSize: v, withEntropy: true });
+    const out = tokenLogprobs({
+      logits: masked,
+      targets: Int32Array.of(4999),
+      vocabSize: v,
+      withEntropy: true,
+    });
     const p = Math.exp(2) / (Math.exp(1) + Math.exp(2));
     expect(out.logprobs[0]).toBeCloseTo(Math.log(p), 6);
     expect(out.entropy![0]).toBeCloseTo(-(p * Math.log(p) + (1 - p) * Math.log(1 - p)), 6);
     const d = tokenLogprobsBackward({
-      logits: masked, targets: Int32Array.of(4999), vocabSize: v, lse: out.lse, entropy: out.entropy,
-      gradLogprobs: Float32Array.of(1), gradEntropy: Float32Array.of(1),
+      logits: masked,
+      targets: Int32Array.of(4999),
+      vocabSize: v,
+      lse: out.lse,
+      entropy: out.entropy,
+      gradLogprobs: Float32Array.of(1),
+      gradEntropy: Float32Array.of(1),
     });
     expect(d.every(Number.isFinite)).toBe(true);
     expect(Math.abs(d[0])).toBe(0);
@@ -95,7 +115,12 @@ describe('tokenLogprobs options', () => {
     const out = tokenLogprobs({ logits, targets: t, vocabSize: vocab, ignoreIndex: -100 });
     expect(out.logprobs[2]).toBe(0);
     const d = tokenLogprobsBackward({
-      logits, targets: t, lse: out.lse, vocabSize: vocab, ignoreIndex: -100, gradLogprobs: new Float32Array(n).fill(1),
+      logits,
+      targets: t,
+      lse: out.lse,
+      vocabSize: vocab,
+      ignoreIndex: -100,
+      gradLogprobs: new Float32Array(n).fill(1),
     });
     expect(maxAbs(d.subarray(2 * vocab, 3 * vocab))).toBe(0);
     expect(maxAbs(d.subarray(0, vocab))).toBeGreaterThan(0);
@@ -106,7 +131,14 @@ describe('tokenLogprobs options', () => {
     const out = tokenLogprobs({ logits, targets, vocabSize: vocab });
     const g = randomNormal(n, rand);
     const fresh = tokenLogprobsBackward({ logits, targets, lse: out.lse, vocabSize: vocab, gradLogprobs: g });
-    const same = tokenLogprobsBackward({ logits: copy, targets, lse: out.lse, vocabSize: vocab, gradLogprobs: g, inPlace: true });
+    const same = tokenLogprobsBackward({
+      logits: copy,
+      targets,
+      lse: out.lse,
+      vocabSize: vocab,
+      gradLogprobs: g,
+      inPlace: true,
+    });
     expect(same).toBe(copy);
     expect(Array.from(same)).toEqual(Array.from(fresh));
   });
@@ -124,12 +156,25 @@ describe('tokenLogprobsBackward vs finite differences', () => {
     const u = randomNormal(n, rand);
     const fwd = tokenLogprobs({ logits, targets, vocabSize: vocab, temperature, withEntropy: true });
     const d = tokenLogprobsBackward({
-      logits, targets, vocabSize: vocab, temperature, lse: fwd.lse, entropy: fwd.entropy, gradLogprobs: g, gradEntropy: u,
+      logits,
+      targets,
+      vocabSize: vocab,
+      temperature,
+      lse: fwd.lse,
+      entropy: fwd.entropy,
+      gradLogprobs: g,
+      gradEntropy: u,
     });
     // The objective in float64 from the float32 kernel's forward; h = 1e-2 keeps float32 noise
     // (~1e-7 / 1e-2) well below the tolerance while the O(h^2) error stays ~1e-5.
     const objective = (x: Float64Array) => {
-      const o = tokenLogprobs({ logits: Float32Array.from(x), targets, vocabSize: vocab, temperature, withEntropy: true });
+      const o = tokenLogprobs({
+        logits: Float32Array.from(x),
+        targets,
+        vocabSize: vocab,
+        temperature,
+        withEntropy: true,
+      });
       let s = 0;
       for (let i = 0; i < n; i++) s += g[i] * o.logprobs[i] + u[i] * o.entropy![i];
       return s;

@@ -2,7 +2,12 @@
 // kernels, straight from the definitions (the fixtures' README, section 4).
 
 /** log_softmax(logits / T) at the targets, the log-sum-exp and the entropy, in float64. */
-export function logprobsF64(logits: ArrayLike<number>, targets: ArrayLike<number>, vocab: number, temperature = 1) {
+export function logprobsF64(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  vocab: number,
+  temperature = 1,
+) {
   const n = targets.length;
   const logprobs = new Float64Array(n);
   const lse = new Float64Array(n);
@@ -26,7 +31,13 @@ export function logprobsF64(logits: ArrayLike<number>, targets: ArrayLike<number
 }
 
 /** Row-major float64 matmul: out[n, v] = hidden[n, h] @ weight[v, h]^T. */
-export function linearF64(hidden: ArrayLike<number>, weight: ArrayLike<number>, n: number, h: number, v: number) {
+export function linearF64(
+  hidden: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  n: number,
+  h: number,
+  v: number,
+) {
   const out = new Float64Array(n * v);
   for (let i = 0; i < n; i++)
     for (let j = 0; j < v; j++) {

@@ -4,7 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { klSchedule } from '../src/index.js';
 
 interface ScheduleFixture {
-  schedules: { beta_min: number; beta_max: number; total_steps: number; explore_frac: number; betas: number[] }[];
+  schedules: {
+    beta_min: number;
+    beta_max: number;
+    total_steps: number;
+    explore_frac: number;
+    betas: number[];
+  }[];
 }
 
 describe('klSchedule', () => {
@@ -12,7 +18,11 @@ describe('klSchedule', () => {
 
   for (const s of fixture.schedules) {
     it(`dynamic [${s.beta_min}, ${s.beta_max}] over ${s.total_steps} steps matches the fixture (Eq. 3)`, () => {
-      const schedule = klSchedule.dynamic({ min: s.beta_min, max: s.beta_max, exploreFraction: s.explore_frac });
+      const schedule = klSchedule.dynamic({
+        min: s.beta_min,
+        max: s.beta_max,
+        exploreFraction: s.explore_frac,
+      });
       const betas = s.betas.map((_, step) => schedule.betaAt(step, s.total_steps));
       expectClose(betas, s.betas, { atol: 1e-12 }, 'betas');
     });
@@ -35,7 +45,9 @@ describe('klSchedule', () => {
   it('steps past the end keep beta_max; bad arguments are errors', () => {
     expect(klSchedule.presets.counting().betaAt(150, 100)).toBe(0.1);
     expect(() => klSchedule.dynamic({ min: 0.1, max: 0.04 })).toThrow(/need 0 <= min <= max/);
-    expect(() => klSchedule.dynamic({ min: 0, max: 0.1, exploreFraction: 1 })).toThrow(/exploreFraction must be in \(0, 1\)/);
+    expect(() => klSchedule.dynamic({ min: 0, max: 0.1, exploreFraction: 1 })).toThrow(
+      /exploreFraction must be in \(0, 1\)/,
+    );
     expect(() => klSchedule.constant(-1)).toThrow(/beta must be >= 0/);
     expect(() => klSchedule.constant(0.1).betaAt(-1, 10)).toThrow(/step must be a non-negative integer/);
     expect(() => klSchedule.constant(0.1).betaAt(1, 0)).toThrow(/totalSteps must be a positive integer/);

@@ -17,7 +17,8 @@ export interface Mismatch {
 
 /** Largest |a - b| and where it occurs. */
 export function maxAbsDiff(actual: Numeric, expected: Numeric): Mismatch {
-  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != expected ${expected.length}`);
+  if (actual.length !== expected.length)
+    throw new Error(`length ${actual.length} != expected ${expected.length}`);
   let worst: Mismatch = { index: -1, actual: 0, expected: 0, diff: 0 };
   for (let i = 0; i < actual.length; i++) {
     const diff = Math.abs(actual[i] - expected[i]);

@@ -23,12 +23,17 @@ export function fixturesDir(): string {
 export function fixturePath(relative: string): string {
   const path = join(fixturesDir(), relative);
   if (!existsSync(path)) {
-    throw new Error(`fixture ${relative} not found in ${fixturesDir()} (set OTHINK_FIXTURES to a fixture folder)`);
+    throw new Error(
+      `fixture ${relative} not found in ${fixturesDir()} (set OTHINK_FIXTURES to a fixture folder)`,
+    );
   }
   return path;
 }
 
-const typedArrayOf: Record<string, { bytes: number; make: (b: ArrayBuffer, o: number, n: number) => FixtureArray }> = {
+const typedArrayOf: Record<
+  string,
+  { bytes: number; make: (b: ArrayBuffer, o: number, n: number) => FixtureArray }
+> = {
   F64: { bytes: 8, make: (b, o, n) => new Float64Array(b, o, n) },
   F32: { bytes: 4, make: (b, o, n) => new Float32Array(b, o, n) },
   I64: { bytes: 8, make: (b, o, n) => new BigInt64Array(b, o, n) },
@@ -50,7 +55,10 @@ export function loadFixture(relative: string): Map<string, FixtureTensor> {
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const kind = typedArrayOf[info.dtype];
-    if (!kind) throw new Error(`${path}: tensor ${name} has dtype ${info.dtype}, which the fixture reader does not know`);
+    if (!kind)
+      throw new Error(
+        `${path}: tensor ${name} has dtype ${info.dtype}, which the fixture reader does not know`,
+      );
     const [begin, end] = info.data_offsets;
     const count = (end - begin) / kind.bytes;
     // Copy into a fresh, aligned buffer: offsets inside the file need not be aligned for every type.

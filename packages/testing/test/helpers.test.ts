@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectClose, finiteDifference, Fixture, maxAbsDiff, seededRandom } from '../src/index.js';
+import { expectClose, Fixture, finiteDifference, maxAbsDiff, seededRandom } from '../src/index.js';
 
 describe('test helpers', () => {
   it('finite differences recover the gradient of a known function', () => {

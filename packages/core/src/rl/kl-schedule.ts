@@ -29,7 +29,8 @@ function checkStep(step: number, totalSteps: number): void {
 }
 
 function constant(beta: number): KlSchedule {
-  if (!Number.isFinite(beta) || beta < 0) throw new RangeError(`klSchedule.constant: beta must be >= 0 (got ${beta})`);
+  if (!Number.isFinite(beta) || beta < 0)
+    throw new RangeError(`klSchedule.constant: beta must be >= 0 (got ${beta})`);
   return {
     kind: 'constant',
     betaAt(step, totalSteps) {
