@@ -2,7 +2,7 @@
 
 import { firstTagContent, integerAnswer } from './extract.js';
 import { type MathTolerance, mathAnswersEqual, parseMathAnswer } from './math-answer.js';
-import { decimalDigitValue, pyStrip } from './py-text.js';
+import { pyStrip, scanDecimalDigits } from './py-text.js';
 import type { RewardFunction } from './types.js';
 
 /** Options of the math / geometry accuracy reward. */
@@ -53,19 +53,13 @@ export function scoreMathAnswer(completion: string, solution: string, tolerance:
 /** `int(text)` for a plain (optionally signed) integer, as canonical ASCII digits; else undefined. */
 function canonicalInteger(text: string): string | undefined {
   const s = pyStrip(text);
-  let i = s.startsWith('-') || s.startsWith('+') ? 1 : 0;
-  const sign = s.startsWith('-') ? '-' : '';
-  let digits = '';
-  while (i < s.length) {
-    const code = s.codePointAt(i)!;
-    const value = decimalDigitValue(code);
-    if (value < 0) return undefined;
-    digits += String.fromCharCode(0x30 + value);
-    i += code > 0xffff ? 2 : 1;
-  }
-  if (digits.length === 0) return undefined;
-  const magnitude = digits.replace(/^0+(?=\d)/, '');
-  return magnitude === '0' ? '0' : sign + magnitude;
+  const signed = s.startsWith('-') || s.startsWith('+');
+  const { end, digits } = scanDecimalDigits(s, signed ? 1 : 0);
+  if (digits.length === 0 || end !== s.length) return undefined;
+  let zeros = 0;
+  while (zeros < digits.length - 1 && digits.charCodeAt(zeros) === 0x30) zeros++;
+  const magnitude = zeros === 0 ? digits : digits.slice(zeros);
+  return magnitude === '0' || !s.startsWith('-') ? magnitude : `-${magnitude}`;
 }
 
 /**
@@ -81,7 +75,7 @@ export function scoreCountingAnswer(completion: string, solution: string | numbe
       ? Number.isSafeInteger(solution)
         ? String(solution)
         : undefined
-      : (canonicalInteger(integerAnswer(solution) ?? solution) ?? undefined);
+      : canonicalInteger(integerAnswer(solution) ?? solution);
   if (truth === undefined) {
     throw new TypeError(`counting accuracy: the ground truth ${JSON.stringify(solution)} is not an integer`);
   }

@@ -2,7 +2,7 @@
 // monotone `indexOf` pointers, not backtracking regexes: every call is O(text length) however many
 // nested, repeated or unclosed tags the text holds.
 
-import { decimalDigitValue, skipPyWhitespace } from './py-text.js';
+import { scanDecimalDigits, skipPyWhitespace } from './py-text.js';
 
 /** One `<tag>...</tag>` match: offsets into the scanned text. */
 export interface TagMatch {
@@ -109,17 +109,8 @@ export function integerAnswer(text: string): string | undefined {
   while (start >= 0) {
     // `\s*` and `\d+` match disjoint characters, so this is the regex's only way to match here; the
     // run ends at a `<`, so runs after different opening tags never overlap (linear overall).
-    let i = skipPyWhitespace(text, start + open.length);
-    let digits = '';
-    for (;;) {
-      const code = text.codePointAt(i);
-      if (code === undefined) break;
-      const value = decimalDigitValue(code);
-      if (value < 0) break;
-      digits += String.fromCharCode(0x30 + value);
-      i += code > 0xffff ? 2 : 1;
-    }
-    if (digits.length > 0 && text.startsWith(close, skipPyWhitespace(text, i))) return digits;
+    const { end, digits } = scanDecimalDigits(text, skipPyWhitespace(text, start + open.length));
+    if (digits.length > 0 && text.startsWith(close, skipPyWhitespace(text, end))) return digits;
     start = text.indexOf(open, start + 1);
   }
   return undefined;

@@ -52,3 +52,29 @@ export function decimalDigitValue(codePoint: number): number {
   while (start > 0 && DECIMAL_DIGIT.test(String.fromCodePoint(start - 1))) start--;
   return (codePoint - start) % 10;
 }
+
+/**
+ * The run of Unicode decimal digits (Python `\d+`) starting at `from`: where it ends and its digits in
+ * ASCII. ASCII runs are sliced, not rebuilt, so a megabyte of digits costs one pass.
+ */
+export function scanDecimalDigits(text: string, from: number): { end: number; digits: string } {
+  let i = from;
+  let ascii = true;
+  for (;;) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0x30 && unit <= 0x39) {
+      i++;
+      continue;
+    }
+    if (Number.isNaN(unit) || unit < 0x660) break;
+    const code = text.codePointAt(i)!;
+    if (decimalDigitValue(code) < 0) break;
+    ascii = false;
+    i += code > 0xffff ? 2 : 1;
+  }
+  const run = text.slice(from, i);
+  if (ascii) return { end: i, digits: run };
+  let digits = '';
+  for (const char of run) digits += String.fromCharCode(0x30 + decimalDigitValue(char.codePointAt(0)!));
+  return { end: i, digits };
+}
