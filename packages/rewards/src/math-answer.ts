@@ -114,9 +114,11 @@ class ExpressionParser {
     while (this.s[this.i] === ' ') this.i++;
   }
 
+  /** Takes one nesting level; the caller gives it back with `depth--` once it returns. */
   private enter(): boolean {
+    if (this.depth >= MAX_DEPTH) return false;
     this.depth++;
-    return this.depth <= MAX_DEPTH;
+    return true;
   }
 
   private expression(): number | undefined {
