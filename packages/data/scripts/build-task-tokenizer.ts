@@ -10,7 +10,7 @@ const { tokenizer, config } = buildTaskTokenizerFiles();
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, 'tokenizer.json'), formatJsonFile(tokenizer));
 writeFileSync(join(dir, 'tokenizer_config.json'), formatJsonFile(config));
-const merges = (tokenizer.model.merges as unknown[]).length;
+const merges = tokenizer.model.merges.length;
 console.log(
   `wrote ${dir}: ${Object.keys(tokenizer.model.vocab).length} BPE tokens (${merges} merges) + ` +
     `${tokenizer.added_tokens.length} special tokens`,

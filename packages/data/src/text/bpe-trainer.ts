@@ -40,6 +40,11 @@ export function byteLevelAlphabet(): { byteToChar: string[]; order: number[] } {
   return { byteToChar, order };
 }
 
+/** A byte-level BPE tokenizer.json as the trainer writes it. */
+export interface BpeTokenizerJson extends TokenizerJson {
+  model: TokenizerJson['model'] & { merges: [string, string][] };
+}
+
 export interface BpeTrainOptions {
   /** Size of the BPE vocabulary (256 byte tokens + merges), special tokens not counted. */
   vocabSize: number;
@@ -58,7 +63,7 @@ function escapeRegex(s: string): string {
  * Determinism: each step merges the most frequent adjacent pair; ties go to the pair whose
  * `left + "\0" + right` sorts first (UTF-16 order). Same texts and options give the same file.
  */
-export function trainByteLevelBpe(texts: Iterable<string>, options: BpeTrainOptions): TokenizerJson {
+export function trainByteLevelBpe(texts: Iterable<string>, options: BpeTrainOptions): BpeTokenizerJson {
   const { vocabSize, minFrequency = 2, specialTokens } = options;
   if (!Number.isInteger(vocabSize) || vocabSize < 256) {
     throw new Error(`vocabSize must be an integer >= 256 (the byte tokens), got ${vocabSize}`);

@@ -43,6 +43,7 @@ function countingQuestions(): { problem: string; answer: number }[] {
   out.push({ problem: 'How many different items are there in the image?', answer: next() });
   out.push({ problem: 'How many objects are there in the picture?', answer: next() });
   out.push({ problem: 'Count the shapes in the image.', answer: next() });
+  out.push({ problem: 'How many objects are there?', answer: next() });
   for (const color of COLORS) {
     for (const [one, many] of SHAPES) {
       out.push({ problem: `How many ${color} ${many} are there?`, answer: next() });
@@ -115,6 +116,53 @@ function geometryQuestions(): { problem: string; answer: string; thinking: strin
       problem: `What is the perimeter of the rectangle with sides ${l} cm and ${l + 3} cm? Choices: A: ${2 * l} B: ${2 * (2 * l + 3)} C: ${l + 3} D: ${4 * l}`,
       answer: 'B',
       thinking: `<think> The perimeter is 2 × (${l} + ${l + 3}) = ${2 * (2 * l + 3)} cm, which is choice B. </think>`,
+    });
+  }
+  // GeoQA-style phrasings: "As shown in the figure, ... what is the measure of ∠X?", circles as ⊙O.
+  for (let a = 20; a <= 70; a += 10) {
+    for (let b = 30; b <= 60; b += 15) {
+      out.push({
+        problem: `As shown in the figure, in triangle ABC, ∠A = ${a}° and ∠B = ${b}°. What is the measure of ∠C?`,
+        answer: `${180 - a - b}°`,
+        thinking: `<think> The angles of a triangle sum to 180°, so ∠C = 180° - ${a}° - ${b}° = ${180 - a - b}°. </think>`,
+      });
+      out.push({
+        problem: `As shown in the figure, in triangle ABC, D is a point on the extension of BC. If ∠A = ${a}° and ∠B = ${b}°, what is the measure of ∠ACD?`,
+        answer: `${a + b}°`,
+        thinking: `<think> The exterior angle ∠ACD equals ∠A + ∠B = ${a}° + ${b}° = ${a + b}°. </think>`,
+      });
+    }
+    out.push({
+      problem: `As shown in the figure, A, B and C are points on ⊙O. If ∠AOB = ${2 * a}°, what is the measure of ∠ACB?`,
+      answer: `${a}°`,
+      thinking: `<think> The inscribed angle is half the central angle: ∠ACB = ${2 * a}° ÷ 2 = ${a}°. </think>`,
+    });
+    out.push({
+      problem: `As shown in the figure, AB ∥ CD, and line EF intersects AB at G and CD at H. If ∠AGE = ${a}°, what is the measure of ∠CHG?`,
+      answer: `${180 - a}°`,
+      thinking: `<think> ∠AGE and ∠CHG are supplementary, so ∠CHG = 180° - ${a}° = ${180 - a}°. </think>`,
+    });
+    out.push({
+      problem: `As shown in the figure, in triangle ABC, AB = AC and ∠A = ${a}°. What is the measure of ∠B?`,
+      answer: `${(180 - a) / 2}°`,
+      thinking: `<think> The base angles are equal: ∠B = (180° - ${a}°) ÷ 2 = ${(180 - a) / 2}°. </think>`,
+    });
+  }
+  for (const [x, y, z] of [
+    [3, 4, 5],
+    [6, 8, 10],
+    [5, 12, 13],
+    [8, 15, 17],
+  ]) {
+    out.push({
+      problem: `As shown in the figure, in right triangle ABC, ∠C = 90°, AC = ${x}cm and BC = ${y}cm. What is the length of AB?`,
+      answer: `${z}cm`,
+      thinking: `<think> By the Pythagorean theorem AB = √(${x}² + ${y}²) = ${z} cm. </think>`,
+    });
+    out.push({
+      problem: `As shown in the figure, in triangle ABC, D and E are the midpoints of AB and AC. If BC = ${2 * z}cm, what is the length of DE?`,
+      answer: `${z}cm`,
+      thinking: `<think> DE is a midline, so DE = BC ÷ 2 = ${z} cm. </think>`,
     });
   }
   out.push({

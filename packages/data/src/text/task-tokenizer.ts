@@ -1,7 +1,7 @@
 // The small task tokenizer: a byte-level BPE trained on the counting / geometry task text, with the
 // 14 Qwen2-VL special tokens right after its vocabulary. Tiny models train fast with it on CPU.
 import { fileURLToPath } from 'node:url';
-import { trainByteLevelBpe } from './bpe-trainer.js';
+import { type BpeTokenizerJson, trainByteLevelBpe } from './bpe-trainer.js';
 import { QWEN2VL_CHAT_TEMPLATE } from './chat-template.js';
 import { taskCorpus } from './task-corpus.js';
 import {
@@ -55,7 +55,7 @@ export function qwen2vlTokenizerConfig(added: TokenizerJson['added_tokens']): To
 export function buildTaskTokenizerFiles(
   vocabSize = TASK_TOKENIZER_MAX_BPE_SIZE,
   corpus: Iterable<string> = taskCorpus(),
-): { tokenizer: TokenizerJson; config: TokenizerConfigJson } {
+): { tokenizer: BpeTokenizerJson; config: TokenizerConfigJson } {
   const tokenizer = trainByteLevelBpe(corpus, { vocabSize, specialTokens: QWEN2VL_SPECIAL_TOKENS });
   return { tokenizer, config: qwen2vlTokenizerConfig(tokenizer.added_tokens) };
 }
