@@ -193,7 +193,41 @@ export interface BuildInfo {
   threads: number;
 }
 
+/** A block of native memory (CPU, or CUDA device memory in CUDA builds). */
+export interface NativeStorage {
+  readonly byteLength: number;
+  readonly device: 'cpu' | 'cuda';
+  readonly disposed: boolean;
+  /** Frees the memory now; later use throws. */
+  dispose(): void;
+  /** Copies a typed array into the storage at a byte offset. */
+  write(src: ArrayBufferView, byteOffset?: number): void;
+  /** Copies bytes of the storage out into a typed array. */
+  read(dst: ArrayBufferView, byteOffset?: number): void;
+}
+
+export interface MemoryStats {
+  currentBytes: number;
+  peakBytes: number;
+  allocations: number;
+}
+
+/**
+ * A view of native memory the tensor ops accept wherever they take a typed array: `offset` and
+ * `size` are in elements. @othink/core's `Tensor` is one.
+ */
+export interface TensorLike {
+  storage: NativeStorage;
+  offset: number;
+  size: number;
+  dtype: 'float32' | 'int32' | 'bfloat16';
+}
+
 interface Addon {
+  Storage: new (byteLength: number, device?: 'cpu' | 'cuda', zero?: boolean) => NativeStorage;
+  memoryStats(device?: 'cpu' | 'cuda'): MemoryStats;
+  resetPeakMemory(device?: 'cpu' | 'cuda'): void;
+  ops: Record<string, (options: object) => unknown>;
   tokenLogprobs(o: LogprobsOptions): LogprobsResult;
   tokenLogprobsBackward(o: LogprobsBackwardOptions): Float32Array;
   fusedLinearLogprobs(o: FusedLinearOptions): LogprobsResult;
@@ -253,3 +287,15 @@ export const parallelCopy = addon.parallelCopy;
 export const setNumThreads = addon.setNumThreads;
 /** What the binary was built with. */
 export const buildInfo = addon.buildInfo;
+/** Native memory blocks: `new Storage(byteLength, device, zero)`. */
+export const Storage = addon.Storage;
+/** Live and peak bytes of native tensor memory on a device. */
+export const memoryStats = addon.memoryStats;
+/** Starts a new peak-memory measurement. */
+export const resetPeakMemory = addon.resetPeakMemory;
+/**
+ * The tensor kernels behind @othink/core's ops, by name (`ops.matmul`, `ops.rmsNorm`, ...). Each takes
+ * one options object of tensors / typed arrays and shapes; outputs are passed in, nothing is returned
+ * unless stated. Typed per op in @othink/core.
+ */
+export const ops = addon.ops;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "args.h"
+#include "bindings/register.h"
 #ifdef OTHINK_WITH_CUDA
 #include "addon_cuda.h"
 #endif
@@ -397,6 +398,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parallelCopy", Napi::Function::New(env, ParallelCopy));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  register_storage(env, exports);
+  register_ops(env, exports);
 #ifdef OTHINK_WITH_CUDA
   exports.Set("cuda", cuda_exports(env));  // the CUDA twins, same names (addon_cuda.cc)
 #endif

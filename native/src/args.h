@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "bindings/storage_wrap.h"
+
 namespace othink {
 
 class Args {
@@ -42,6 +44,55 @@ class Args {
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Kind)
       type_error(std::string(name) + " must be a " + kind_name + " (got " + describe(v) + ")");
     return v.As<Napi::TypedArrayOf<T>>();
+  }
+
+  // A tensor's memory: a typed array of the dtype, or a tensor-like object { storage, offset, size,
+  // dtype } from @othink/core (offset and size in elements). Bounds are checked against the storage.
+  struct Buffer {
+    void* data = nullptr;
+    size_t length = 0;  // elements
+    Device device = Device::Cpu;
+    explicit operator bool() const { return data != nullptr || length > 0; }
+  };
+
+  Buffer buffer(const char* name, const char* dtype, bool required = true) const {
+    if (!has(name)) {
+      if (required) type_error(std::string(name) + " is required (a " + dtype + " tensor or typed array)");
+      return {};
+    }
+    const Napi::Value v = obj_.Get(name);
+    const std::string want(dtype);
+    const size_t elem = want == "bfloat16" ? 2 : 4;
+    if (v.IsTypedArray()) {
+      const napi_typedarray_type kind = v.As<Napi::TypedArray>().TypedArrayType();
+      const bool ok = (want == "float32" && kind == napi_float32_array) || (want == "int32" && kind == napi_int32_array) ||
+                      (want == "bfloat16" && kind == napi_uint16_array);
+      if (!ok) type_error(std::string(name) + " must be a " + dtype + " tensor or typed array (got " + describe(v) + ")");
+      Napi::TypedArray ta = v.As<Napi::TypedArray>();
+      return {static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ElementLength(), Device::Cpu};
+    }
+    if (!v.IsObject()) type_error(std::string(name) + " must be a " + dtype + " tensor or typed array (got " + describe(v) + ")");
+    const Napi::Object t = v.As<Napi::Object>();
+    StorageWrap* storage = StorageWrap::From(t.Get("storage"));
+    if (!storage) type_error(std::string(name) + " must be a " + dtype + " tensor or typed array (got " + describe(v) + ")");
+    const Napi::Value tdtype = t.Get("dtype");
+    if (!tdtype.IsString() || tdtype.As<Napi::String>().Utf8Value() != want)
+      type_error(std::string(name) + " must have dtype " + dtype + " (got " + (tdtype.IsString() ? tdtype.As<Napi::String>().Utf8Value() : "?") + ")");
+    if (storage->disposed()) type_error(std::string(name) + ": the tensor's storage was disposed");
+    const double offset = t.Get("offset").ToNumber().DoubleValue(), size = t.Get("size").ToNumber().DoubleValue();
+    if (!(offset >= 0 && size >= 0) || (offset + size) * elem > static_cast<double>(storage->bytes()))
+      range_error(std::string(name) + ": offset " + format(offset) + " + size " + format(size) + " elements exceed its storage of " +
+                  std::to_string(storage->bytes()) + " bytes");
+    return {static_cast<uint8_t*>(storage->data()) + static_cast<size_t>(offset) * elem, static_cast<size_t>(size), storage->device()};
+  }
+
+  // Like buffer(), for a float32 one that must hold exactly `expected` elements.
+  float* f32_buffer(const char* name, size_t expected, const std::string& what, bool required = true) const {
+    Buffer b = buffer(name, "float32", required);
+    if (!required && !b) return nullptr;
+    if (b.length != expected)
+      range_error(std::string(name) + " has " + std::to_string(b.length) + " elements; expected " + std::to_string(expected) + " (" + what + ")");
+    return static_cast<float*>(b.data);
   }
 
   Napi::Float32Array f32(const char* name, bool required = true) const {

@@ -21,4 +21,10 @@ void parallel_copy(void* dst, const void* src, size_t bytes) {
   }
 }
 
+void copy_2d(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t cols) {
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * ld_dst, src + r * ld_src, static_cast<size_t>(cols) * sizeof(float));
+}
+
 }  // namespace othink::cpu

@@ -1,1 +1,2 @@
 export * from './rl/index.js';
+export * from './tensor/index.js';

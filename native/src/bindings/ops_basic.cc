@@ -1,0 +1,143 @@
+// Basic tensor ops: elementwise arithmetic, axis reductions, block copies and matmul. The TS ops
+// in @othink/core allocate outputs and pass shapes; here every length is checked against them.
+#include <string>
+
+#include "args.h"
+#include "bindings/ops_registry.h"
+#include "cpu/copy.h"
+#include "cpu/elementwise.h"
+#include "cpu/gemm.h"
+#include "cpu/reduce.h"
+
+namespace othink {
+namespace {
+
+std::string dims(std::initializer_list<int64_t> d) {
+  std::string s = "[";
+  for (int64_t x : d) s += (s.size() > 1 ? ", " : "") + std::to_string(x);
+  return s + "]";
+}
+
+// binary({ op: 'add'|'sub'|'mul', a, b, out }): out = a op b, b broadcast over a's leading dims.
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.binary");
+  const std::string op = a.choice("op", "add", {"add", "sub", "mul"});
+  Args::Buffer x = a.buffer("a", "float32"), y = a.buffer("b", "float32");
+  if (y.length == 0 || x.length % y.length != 0)
+    a.range_error("b has " + std::to_string(y.length) + " elements, which does not divide a's " + std::to_string(x.length));
+  float* out = a.f32_buffer("out", x.length, "the size of a");
+  cpu::binary(op == "add" ? cpu::BinaryOp::Add : op == "sub" ? cpu::BinaryOp::Sub : cpu::BinaryOp::Mul,
+              static_cast<float*>(x.data), static_cast<float*>(y.data), out, static_cast<int64_t>(x.length),
+              static_cast<int64_t>(y.length));
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("binary", Binary);
+
+// affine({ a, out, alpha = 1, beta = 0 }): out = alpha * a + beta
+Napi::Value Affine(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.affine");
+  Args::Buffer x = a.buffer("a", "float32");
+  float* out = a.f32_buffer("out", x.length, "the size of a");
+  cpu::affine(static_cast<float*>(x.data), out, static_cast<int64_t>(x.length), static_cast<float>(a.number("alpha", 1)),
+              static_cast<float>(a.number("beta", 0)));
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("affine", Affine);
+
+// axpy({ x, y, alpha = 1 }): y += alpha * x
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.axpy");
+  Args::Buffer x = a.buffer("x", "float32");
+  float* y = a.f32_buffer("y", x.length, "the size of x");
+  cpu::axpy(static_cast<float>(a.number("alpha", 1)), static_cast<float*>(x.data), y, static_cast<int64_t>(x.length));
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("axpy", Axpy);
+
+// fill({ out, value })
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.fill");
+  Args::Buffer out = a.buffer("out", "float32");
+  cpu::fill(static_cast<float*>(out.data), static_cast<int64_t>(out.length), static_cast<float>(a.number("value", 0, true)));
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("fill", Fill);
+
+struct AxisShape {
+  int64_t outer, axis, inner;
+};
+
+AxisShape read_axis_shape(const Args& a) {
+  return {a.positive_int("outer", 1), a.positive_int("axis", 0, true), a.positive_int("inner", 1)};
+}
+
+// sumAxis({ x, out, outer, axis, inner, scale = 1 }): out[o, i] = scale * sum_a x[o, a, i]
+Napi::Value SumAxis(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.sumAxis");
+  const AxisShape s = read_axis_shape(a);
+  const float* x = a.f32_buffer("x", s.outer * s.axis * s.inner, "[outer, axis, inner] = " + dims({s.outer, s.axis, s.inner}));
+  float* out = a.f32_buffer("out", s.outer * s.inner, "[outer, inner] = " + dims({s.outer, s.inner}));
+  cpu::sum_axis(x, out, s.outer, s.axis, s.inner, static_cast<float>(a.number("scale", 1)));
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("sumAxis", SumAxis);
+
+// broadcastAxis({ g, out, outer, axis, inner, scale = 1 }): out[o, a, i] = scale * g[o, i]
+Napi::Value BroadcastAxis(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.broadcastAxis");
+  const AxisShape s = read_axis_shape(a);
+  const float* g = a.f32_buffer("g", s.outer * s.inner, "[outer, inner] = " + dims({s.outer, s.inner}));
+  float* out = a.f32_buffer("out", s.outer * s.axis * s.inner, "[outer, axis, inner] = " + dims({s.outer, s.axis, s.inner}));
+  cpu::broadcast_axis(g, out, s.outer, s.axis, s.inner, static_cast<float>(a.number("scale", 1)));
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("broadcastAxis", BroadcastAxis);
+
+// sumSquares({ x }) -> number (double accumulation)
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.sumSquares");
+  Args::Buffer x = a.buffer("x", "float32");
+  return Napi::Number::New(info.Env(), cpu::sum_squares(static_cast<float*>(x.data), static_cast<int64_t>(x.length)));
+}
+OTHINK_REGISTER_OP("sumSquares", SumSquares);
+
+// copy2d({ src, dst, rows, cols, srcStride, dstStride, srcOffset = 0, dstOffset = 0 })
+// Copies rows x cols floats between row-strided layouts (concat / split / slices along any axis).
+Napi::Value Copy2d(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.copy2d");
+  const int64_t rows = a.positive_int("rows", 0, true), cols = a.positive_int("cols", 0, true);
+  const int64_t ld_src = a.positive_int("srcStride", 0, true), ld_dst = a.positive_int("dstStride", 0, true);
+  const double src_off = a.number("srcOffset", 0), dst_off = a.number("dstOffset", 0);
+  Args::Buffer src = a.buffer("src", "float32"), dst = a.buffer("dst", "float32");
+  auto check = [&](const char* name, const Args::Buffer& b, double off, int64_t ld) {
+    if (off < 0 || cols > ld || off + static_cast<double>((rows - 1) * ld + cols) > static_cast<double>(b.length))
+      a.range_error(std::string(name) + ": " + std::to_string(rows) + " rows of " + std::to_string(cols) + " at offset " +
+                    Args::format(off) + " with stride " + std::to_string(ld) + " exceed its " + std::to_string(b.length) + " elements");
+  };
+  check("src", src, src_off, ld_src);
+  check("dst", dst, dst_off, ld_dst);
+  cpu::copy_2d(static_cast<float*>(dst.data) + static_cast<int64_t>(dst_off), ld_dst,
+               static_cast<float*>(src.data) + static_cast<int64_t>(src_off), ld_src, rows, cols);
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("copy2d", Copy2d);
+
+// matmul({ a, b, out, m, n, k, batch = 1, transA, transB, alpha = 1, beta = 0, broadcastB = false })
+// out[i] = alpha * op(a[i]) @ op(b[i or 0]) + beta * out[i] for each of `batch` contiguous matrices.
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Args a(info, "ops.matmul");
+  const int64_t m = a.positive_int("m", 0, true), n = a.positive_int("n", 0, true), k = a.positive_int("k", 0, true);
+  const int64_t batch = a.positive_int("batch", 1);
+  const bool ta = a.flag("transA", false), tb = a.flag("transB", false), bcast = a.flag("broadcastB", false);
+  const float* A = a.f32_buffer("a", batch * m * k, std::to_string(batch) + " x " + (ta ? dims({k, m}) : dims({m, k})));
+  const float* B = a.f32_buffer("b", (bcast ? 1 : batch) * k * n, std::to_string(bcast ? 1 : batch) + " x " + (tb ? dims({n, k}) : dims({k, n})));
+  float* C = a.f32_buffer("out", batch * m * n, std::to_string(batch) + " x " + dims({m, n}));
+  const float alpha = static_cast<float>(a.number("alpha", 1)), beta = static_cast<float>(a.number("beta", 0));
+  for (int64_t i = 0; i < batch; ++i)
+    cpu::sgemm(ta, tb, m, n, k, alpha, A + i * m * k, ta ? m : k, B + (bcast ? 0 : i * k * n), tb ? k : n, beta, C + i * m * n, n);
+  return info.Env().Undefined();
+}
+OTHINK_REGISTER_OP("matmul", Matmul);
+
+}  // namespace
+}  // namespace othink
