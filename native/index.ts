@@ -223,7 +223,46 @@ export interface TensorLike {
   dtype: 'float32' | 'int32' | 'bfloat16';
 }
 
+/** Raw bfloat16 bits travel as Uint16Array, with `dtype: 'bfloat16'`. */
+export type CudaInput = Float32Array | Uint16Array;
+type WithCudaInputs<T, K extends keyof T> = Omit<T, K> & { [P in K]: CudaInput } & {
+  dtype?: 'float32' | 'bfloat16';
+};
+
+export interface CudaDeviceInfo {
+  available: boolean;
+  deviceCount: number;
+  device?: number;
+  name?: string;
+  computeCapability?: string;
+  totalMemory?: number;
+  multiprocessors?: number;
+  runtimeVersion: number;
+  driverVersion: number;
+  cublas: boolean;
+  error?: string;
+}
+
+/**
+ * The CUDA twins of the RL kernels (CUDA builds only): same options and errors as the CPU ones;
+ * inputs are copied to the GPU and results back (the tensor engine calls the kernels on device memory).
+ */
+export interface CudaKernels {
+  tokenLogprobs(o: WithCudaInputs<LogprobsOptions, 'logits'>): LogprobsResult;
+  /** Float32Array, or `logits` itself when inPlace. */
+  tokenLogprobsBackward(o: WithCudaInputs<LogprobsBackwardOptions, 'logits'>): CudaInput;
+  fusedLinearLogprobs(o: WithCudaInputs<FusedLinearOptions, 'hidden' | 'weight'>): LogprobsResult;
+  fusedLinearLogprobsBackward(
+    o: WithCudaInputs<FusedLinearBackwardOptions, 'hidden' | 'weight'>,
+  ): FusedLinearGrads;
+  groupAdvantages(o: GroupAdvantagesOptions): GroupAdvantagesResult;
+  klPenalty(o: KlPenaltyOptions): KlPenaltyResult;
+  grpoLoss(o: GrpoLossOptions): GrpoLossResult;
+  deviceInfo(): CudaDeviceInfo;
+}
+
 interface Addon {
+  cuda?: CudaKernels;
   Storage: new (byteLength: number, device?: 'cpu' | 'cuda', zero?: boolean) => NativeStorage;
   memoryStats(device?: 'cpu' | 'cuda'): MemoryStats;
   resetPeakMemory(device?: 'cpu' | 'cuda'): void;
@@ -287,6 +326,8 @@ export const parallelCopy = addon.parallelCopy;
 export const setNumThreads = addon.setNumThreads;
 /** What the binary was built with. */
 export const buildInfo = addon.buildInfo;
+/** The CUDA kernels, present in CUDA builds (`OTHINK_CUDA=1 pnpm build`). */
+export const cuda: CudaKernels | undefined = addon.cuda;
 /** Native memory blocks: `new Storage(byteLength, device, zero)`. */
 export const Storage = addon.Storage;
 /** Live and peak bytes of native tensor memory on a device. */

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "args.h"
+#include "validate.h"
 #include "bindings/register.h"
 #ifdef OTHINK_WITH_CUDA
 #include "addon_cuda.h"
@@ -22,42 +23,13 @@
 namespace othink {
 namespace {
 
-constexpr int32_t kNoIgnoreIndex = INT32_MIN;
-
-// Every target must be a vocabulary id (or the ignore index): the kernels index logits with it.
-void check_targets(const Args& a, const Napi::Int32Array& targets, int64_t vocab, int32_t ignore_index) {
-  const int32_t* t = targets.Data();
-  for (size_t i = 0; i < targets.ElementLength(); ++i) {
-    if (t[i] == ignore_index) continue;
-    if (t[i] < 0 || t[i] >= vocab)
-      a.range_error("targets[" + std::to_string(i) + "] = " + std::to_string(t[i]) +
-                    " is outside the vocabulary [0, " + std::to_string(vocab) + ")" +
-                    (ignore_index == kNoIgnoreIndex ? "" : " and is not ignoreIndex = " + std::to_string(ignore_index)));
-  }
-}
-
-int32_t read_ignore_index(const Args& a) {
-  if (!a.has("ignoreIndex")) return kNoIgnoreIndex;
-  const double x = a.number("ignoreIndex", 0);
-  if (x != std::floor(x) || x < INT32_MIN + 1.0 || x > INT32_MAX) a.range_error("ignoreIndex must be an int32");
-  return static_cast<int32_t>(x);
-}
-
-float read_inv_temperature(const Args& a) {
-  const double t = a.number("temperature", 1.0);
-  if (t <= 0) a.range_error("temperature must be > 0 (got " + Args::format(t) + ")");
-  return static_cast<float>(1.0 / t);
-}
+using validate::check_targets;
+using validate::optional_row_grad;
+using validate::read_clamp;
+using validate::read_ignore_index;
+using validate::read_inv_temperature;
 
 Napi::Float32Array new_f32(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
-
-// Optional per-row gradient arrays of the backward passes.
-const float* optional_row_grad(const Args& a, const char* name, size_t n) {
-  if (!a.has(name)) return nullptr;
-  Napi::Float32Array g = a.f32(name);
-  a.expect_length(g, name, n, "one per token");
-  return g.Data();
-}
 
 // tokenLogprobs({ logits [N*V], targets [N], vocabSize, temperature?, withEntropy?, ignoreIndex? })
 Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
@@ -226,14 +198,8 @@ Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
 }
 
 cpu::KlEstimator read_kl_estimator(const Args& a, const char* name) {
-  const std::string e = a.choice(name, "k3", {"k1", "k2", "k3", "abs"});
+  const std::string e = validate::read_kl_estimator_name(a, name);
   return e == "k1" ? cpu::KlEstimator::K1 : e == "k2" ? cpu::KlEstimator::K2 : e == "abs" ? cpu::KlEstimator::Abs : cpu::KlEstimator::K3;
-}
-
-float read_clamp(const Args& a, const char* name) {
-  const double c = a.number(name, 0);
-  if (c < 0) a.range_error(std::string(name) + " must be > 0 (or left out for no clamp)");
-  return static_cast<float>(c);
 }
 
 // klPenalty({ logprobs, refLogprobs, estimator?: 'k1'|'k2'|'k3'|'abs', clamp?, withGrad? })

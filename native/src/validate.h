@@ -1,6 +1,5 @@
 // Argument checks shared by the N-API entry points, so the CPU and CUDA bindings reject the same
-// inputs with the same messages. These are the helpers of addon.cc, verbatim; addon.cc keeps its
-// own copies (in an anonymous namespace) until it includes this header instead.
+// inputs with the same messages.
 #pragma once
 #include <napi.h>
 
