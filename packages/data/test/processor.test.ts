@@ -190,6 +190,28 @@ describe('Qwen2VLProcessor SFT labels', () => {
   });
 });
 
+describe('Qwen2VLProcessor chat template choice', () => {
+  it("uses the tokenizer config's template (the 'default' one of a list), else the Qwen2-VL template", () => {
+    const named = new Qwen2Tokenizer(qwen.json, {
+      ...qwen.config,
+      chat_template: [
+        { name: 'tool_use', template: 'T' },
+        { name: 'default', template: 'D:{{ messages[0].content }}' },
+      ],
+    });
+    expect(
+      new Qwen2VLProcessor({ tokenizer: named }).applyChatTemplate([{ role: 'user', content: 'x' }]),
+    ).toBe('D:x');
+    const none = new Qwen2Tokenizer(qwen.json, { ...qwen.config, chat_template: undefined });
+    const p00 = byId('p00');
+    expect(
+      new Qwen2VLProcessor({ tokenizer: none }).applyChatTemplate(p00.messages!, {
+        addGenerationPrompt: true,
+      }),
+    ).toBe(p00.text);
+  });
+});
+
 describe('Qwen2VLProcessor.fromPretrained', () => {
   it('loads tokenizer and chat template from a checkpoint folder', async () => {
     const processor = await Qwen2VLProcessor.fromPretrained(fixturePath('qwen2-tokenizer'));

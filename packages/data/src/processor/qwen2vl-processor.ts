@@ -6,6 +6,7 @@ import {
   type ChatMessage,
   ChatTemplate,
   loadChatTemplate,
+  pickChatTemplate,
   type RenderOptions,
 } from '../text/chat-template.js';
 import { Qwen2Tokenizer, type TokenizerDecodeOptions } from '../text/tokenizer.js';
@@ -49,10 +50,10 @@ export class Qwen2VLProcessor {
       pad_token: this.tokenizer.padToken,
       bos_token: this.tokenizer.bosToken,
     };
-    const source = this.tokenizer.chatTemplate;
+    const source = pickChatTemplate(this.tokenizer.chatTemplate);
     this.chatTemplate =
       options.chatTemplate ??
-      (typeof source === 'string' ? new ChatTemplate(source, specials) : ChatTemplate.qwen2vl(specials));
+      (source !== undefined ? new ChatTemplate(source, specials) : ChatTemplate.qwen2vl(specials));
     this.imageProcessor = options.imageProcessor;
     this.mergeSize = options.mergeSize ?? 2;
     this.spanTokens = assistantSpanTokens(this.tokenizer);
