@@ -66,28 +66,76 @@ function clip8(v: number): number {
   return s < 0 ? 0 : Math.min(s, 255);
 }
 
+/**
+ * The coefficients with every output pixel padded to the same number of taps K (extra taps weigh 0
+ * and point at a valid input), so that the common K <= 5 case runs as straight-line code. The sums
+ * are the same integers as Pillow's.
+ */
+interface Taps {
+  k: number;
+  index: Int32Array;
+  weight: Int32Array;
+}
+
+function paddedTaps(inSize: number, outSize: number): Taps {
+  const { ksize, starts, counts, weights } = precomputeCoefficients(inSize, outSize);
+  let k = 0;
+  for (let i = 0; i < outSize; i++) k = Math.max(k, counts[i]);
+  k = Math.max(k, 5);
+  const index = new Int32Array(outSize * k);
+  const weight = new Int32Array(outSize * k);
+  for (let i = 0; i < outSize; i++) {
+    for (let t = 0; t < k; t++) {
+      const real = t < counts[i];
+      index[i * k + t] = starts[i] + (real ? t : 0);
+      weight[i * k + t] = real ? weights[i * ksize + t] : 0;
+    }
+  }
+  return { k, index, weight };
+}
+
 function resampleHorizontal(src: Uint8Array, width: number, height: number, outWidth: number): Uint8Array {
-  const { ksize, starts, counts, weights } = precomputeCoefficients(width, outWidth);
+  const { k, index, weight } = paddedTaps(width, outWidth);
+  // Byte offsets of the taps inside a row.
+  const offset = index.map((i) => i * 3);
   const out = new Uint8Array(outWidth * height * 3);
   const rowIn = width * 3;
-  const rowOut = outWidth * 3;
   for (let y = 0; y < height; y++) {
-    const inBase = y * rowIn;
-    const outBase = y * rowOut;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const kBase = xx * ksize;
-      const n = counts[xx];
-      let p = inBase + starts[xx] * 3;
+    const row = src.subarray(y * rowIn, (y + 1) * rowIn);
+    let o = y * outWidth * 3;
+    if (k === 5) {
+      for (let t = 0; t < outWidth * 5; t += 5, o += 3) {
+        const p0 = offset[t];
+        const p1 = offset[t + 1];
+        const p2 = offset[t + 2];
+        const p3 = offset[t + 3];
+        const p4 = offset[t + 4];
+        const w0 = weight[t];
+        const w1 = weight[t + 1];
+        const w2 = weight[t + 2];
+        const w3 = weight[t + 3];
+        const w4 = weight[t + 4];
+        out[o] = clip8(HALF + row[p0] * w0 + row[p1] * w1 + row[p2] * w2 + row[p3] * w3 + row[p4] * w4);
+        out[o + 1] = clip8(
+          HALF + row[p0 + 1] * w0 + row[p1 + 1] * w1 + row[p2 + 1] * w2 + row[p3 + 1] * w3 + row[p4 + 1] * w4,
+        );
+        out[o + 2] = clip8(
+          HALF + row[p0 + 2] * w0 + row[p1 + 2] * w1 + row[p2 + 2] * w2 + row[p3 + 2] * w3 + row[p4 + 2] * w4,
+        );
+      }
+      continue;
+    }
+    for (let t = 0; t < outWidth * k; t += k, o += 3) {
       let s0 = HALF;
       let s1 = HALF;
       let s2 = HALF;
-      for (let x = 0; x < n; x++, p += 3) {
-        const w = weights[kBase + x];
-        s0 += src[p] * w;
-        s1 += src[p + 1] * w;
-        s2 += src[p + 2] * w;
+      for (let j = 0; j < k; j++) {
+        const p = offset[t + j];
+        const w = weight[t + j];
+        s0 += row[p] * w;
+        s1 += row[p + 1] * w;
+        s2 += row[p + 2] * w;
       }
-      const o = outBase + xx * 3;
       out[o] = clip8(s0);
       out[o + 1] = clip8(s1);
       out[o + 2] = clip8(s2);
@@ -97,23 +145,48 @@ function resampleHorizontal(src: Uint8Array, width: number, height: number, outW
 }
 
 function resampleVertical(src: Uint8Array, width: number, height: number, outHeight: number): Uint8Array {
-  const { ksize, starts, counts, weights } = precomputeCoefficients(height, outHeight);
+  const { k, index, weight } = paddedTaps(height, outHeight);
   const rowBytes = width * 3;
   const out = new Uint8Array(rowBytes * outHeight);
-  const acc = new Float64Array(rowBytes);
+  const acc = k === 5 ? new Int32Array(0) : new Int32Array(rowBytes);
   for (let yy = 0; yy < outHeight; yy++) {
-    const kBase = yy * ksize;
-    const n = counts[yy];
-    const first = starts[yy];
-    acc.fill(HALF);
-    // Row-major accumulation: the same integer sums as Pillow's per-pixel loop, in cache order.
-    for (let y = 0; y < n; y++) {
-      const w = weights[kBase + y];
-      const rowBase = (first + y) * rowBytes;
-      for (let i = 0; i < rowBytes; i++) acc[i] += src[rowBase + i] * w;
+    const t = yy * k;
+    const ob = yy * rowBytes;
+    if (k === 5) {
+      const r0 = index[t] * rowBytes;
+      const r1 = index[t + 1] * rowBytes;
+      const r2 = index[t + 2] * rowBytes;
+      const r3 = index[t + 3] * rowBytes;
+      const r4 = index[t + 4] * rowBytes;
+      const w0 = weight[t];
+      const w1 = weight[t + 1];
+      const w2 = weight[t + 2];
+      const w3 = weight[t + 3];
+      const w4 = weight[t + 4];
+      for (let i = 0; i < rowBytes; i++) {
+        out[ob + i] = clip8(
+          HALF + src[r0 + i] * w0 + src[r1 + i] * w1 + src[r2 + i] * w2 + src[r3 + i] * w3 + src[r4 + i] * w4,
+        );
+      }
+      continue;
     }
-    const outBase = yy * rowBytes;
-    for (let i = 0; i < rowBytes; i++) out[outBase + i] = clip8(acc[i]);
+    // Wide (downscaling) filters: accumulate whole rows, two taps per pass. Partial sums stay within
+    // int32 as Pillow's do.
+    acc.fill(HALF);
+    let j = 0;
+    for (; j + 1 < k; j += 2) {
+      const r0 = index[t + j] * rowBytes;
+      const r1 = index[t + j + 1] * rowBytes;
+      const w0 = weight[t + j];
+      const w1 = weight[t + j + 1];
+      for (let i = 0; i < rowBytes; i++) acc[i] += src[r0 + i] * w0 + src[r1 + i] * w1;
+    }
+    if (j < k) {
+      const r0 = index[t + j] * rowBytes;
+      const w0 = weight[t + j];
+      for (let i = 0; i < rowBytes; i++) acc[i] += src[r0 + i] * w0;
+    }
+    for (let i = 0; i < rowBytes; i++) out[ob + i] = clip8(acc[i]);
   }
   return out;
 }
