@@ -149,7 +149,9 @@ describe('sgemm', () => {
     const b = new Float32Array(12);
     const c = new Float32Array(8);
     expect(() => sgemm({ a: new Float32Array(5), b, m: 2, n: 4, k: 3 })).toThrow(RangeError);
-    expect(() => sgemm({ a: new Float32Array(5), b, m: 2, n: 4, k: 3 })).toThrow(/sgemm: a has 5 elements; expected 6/);
+    expect(() => sgemm({ a: new Float32Array(5), b, m: 2, n: 4, k: 3 })).toThrow(
+      /sgemm: a has 5 elements; expected 6/,
+    );
     expect(() => sgemm({ a, b: new Float32Array(11), m: 2, n: 4, k: 3, transB: true })).toThrow(
       /sgemm: b has 11 elements; expected 12 \(\[n, k\]/,
     );
