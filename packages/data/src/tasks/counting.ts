@@ -199,7 +199,11 @@ function thinkingFor(query: CountingQuery, objects: readonly SceneObject[], answ
     case 'left-after-removing': {
       const counted = objects.filter((o) => matchesFilter(o, query.count));
       const removed = counted.length - answer;
-      text = `There ${counted.length === 1 ? 'is' : 'are'} ${counted.length} ${describeFilter(query.count, counted.length === 1 ? 'one' : 'many')}, and ${removed} of them ${removed === 1 ? 'is' : 'are'} ${describeFilter(query.remove, 'one').replace(/ object$/, '')}. Removing all ${describeFilter(query.remove, 'many')} leaves ${counted.length} - ${removed} = ${answer}.`;
+      const what = describeFilter(query.count, counted.length === 1 ? 'one' : 'many');
+      text =
+        query.remove.shape !== undefined
+          ? `Removing all ${describeFilter(query.remove, 'many')} does not remove any ${describeFilter(query.count, 'many')}, and there ${counted.length === 1 ? 'is' : 'are'} ${counted.length} ${what}, so ${answer} ${answer === 1 ? 'is' : 'are'} left.`
+          : `There ${counted.length === 1 ? 'is' : 'are'} ${counted.length} ${what}, and ${removed} of them ${removed === 1 ? 'is' : 'are'} ${describeFilter(query.remove, 'one').replace(/ object$/, '')}. Removing all ${describeFilter(query.remove, 'many')} leaves ${counted.length} - ${removed} = ${answer}.`;
       break;
     }
   }
@@ -286,9 +290,23 @@ function planScene(
     case 'left-after-removing': {
       if (answer + 1 > maxObjects) return undefined;
       const count: ObjectFilter = { color: rng.pick(CLEVR_COLORS), shape: rng.pick(CLEVR_SHAPES) };
-      const remove: ObjectFilter = rng.chance(0.5)
-        ? { size: rng.pick(CLEVR_SIZES) }
-        : { material: rng.pick(CLEVR_MATERIALS) };
+      const by = rng.pick(['size', 'material', 'shape'] as const);
+      if (by === 'shape') {
+        // "... left after removing all spheres?": the removed shape differs, so the count is unchanged.
+        const remove: ObjectFilter = { shape: rng.pick(CLEVR_SHAPES.filter((x) => x !== count.shape)) };
+        const removed = rng.int(1, Math.min(3, maxObjects - answer));
+        const others = extra(0, answer + removed);
+        return {
+          query: { type: 'left-after-removing', count, remove },
+          attributes: [
+            ...Array.from({ length: removed }, () => randomAttributes(rng, remove)),
+            ...Array.from({ length: answer }, () => randomAttributes(rng, count)),
+            ...Array.from({ length: others }, () => randomAttributes(rng, {}, [count])),
+          ],
+        };
+      }
+      const remove: ObjectFilter =
+        by === 'size' ? { size: rng.pick(CLEVR_SIZES) } : { material: rng.pick(CLEVR_MATERIALS) };
       const both = rng.int(1, Math.min(3, maxObjects - answer));
       const others = extra(0, answer + both);
       return {
