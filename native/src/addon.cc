@@ -31,21 +31,36 @@ using validate::read_inv_temperature;
 
 Napi::Float32Array new_f32(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
 
+// The int32 targets (tensor or Int32Array), each checked against the vocabulary.
+const int32_t* read_targets(const Args& a, int64_t vocab, int32_t ignore, size_t& n) {
+  Args::Buffer t = a.buffer("targets", "int32");
+  n = t.length;
+  check_targets(a, static_cast<const int32_t*>(t.data), n, vocab, ignore);
+  return static_cast<const int32_t*>(t.data);
+}
+
+// An output the caller may pass in (`name`: a Float32Array or float32 tensor, returned as given), or a
+// new Float32Array.
+std::pair<float*, Napi::Value> output_f32(const Args& a, const char* name, size_t n, const std::string& what) {
+  if (a.has(name)) return {a.f32_buffer(name, n, what), a.value(name)};
+  Napi::Float32Array fresh = new_f32(a.env(), n);
+  return {fresh.Data(), fresh};
+}
+
 // tokenLogprobs({ logits [N*V], targets [N], vocabSize, temperature?, withEntropy?, ignoreIndex? })
+// logits / targets: typed arrays or tensors; the [N] results are new Float32Arrays.
 Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
   Args a(info, "tokenLogprobs");
-  Napi::Float32Array logits = a.f32("logits");
-  Napi::Int32Array targets = a.i32("targets");
   const int64_t vocab = a.positive_int("vocabSize", 0, true);
-  const int64_t n = static_cast<int64_t>(targets.ElementLength());
-  a.expect_length(logits, "logits", n * vocab, "targets.length * vocabSize = " + std::to_string(n) + " * " + std::to_string(vocab));
   const int32_t ignore = read_ignore_index(a);
-  check_targets(a, targets, vocab, ignore);
+  size_t n = 0;
+  const int32_t* targets = read_targets(a, vocab, ignore, n);
+  const float* logits = a.f32_buffer("logits", n * vocab, "targets.length * vocabSize = " + std::to_string(n) + " * " + std::to_string(vocab));
   const bool with_entropy = a.flag("withEntropy", false);
   Napi::Env env = a.env();
   Napi::Float32Array logprobs = new_f32(env, n), lse = new_f32(env, n);
   Napi::Float32Array entropy = with_entropy ? new_f32(env, n) : Napi::Float32Array();
-  cpu::token_logprobs_forward(logits.Data(), targets.Data(), n, vocab, read_inv_temperature(a), ignore,
+  cpu::token_logprobs_forward(logits, targets, static_cast<int64_t>(n), vocab, read_inv_temperature(a), ignore,
                               {logprobs.Data(), lse.Data(), with_entropy ? entropy.Data() : nullptr});
   Napi::Object out = Napi::Object::New(env);
   out.Set("logprobs", logprobs);
@@ -55,36 +70,33 @@ Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
 }
 
 // tokenLogprobsBackward({ logits, targets, lse, vocabSize, gradLogprobs?, entropy?, gradEntropy?,
-//                         temperature?, ignoreIndex?, inPlace? | out? }) -> dlogits
+//                         temperature?, ignoreIndex?, inPlace? | out? }) -> dlogits (out / logits as given)
 Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   Args a(info, "tokenLogprobsBackward");
-  Napi::Float32Array logits = a.f32("logits");
-  Napi::Int32Array targets = a.i32("targets");
   const int64_t vocab = a.positive_int("vocabSize", 0, true);
-  const size_t n = targets.ElementLength();
-  a.expect_length(logits, "logits", n * vocab, "targets.length * vocabSize = " + std::to_string(n) + " * " + std::to_string(vocab));
-  Napi::Float32Array lse = a.f32("lse");
-  a.expect_length(lse, "lse", n, "one per token, from tokenLogprobs");
+  const int32_t ignore = read_ignore_index(a);
+  size_t n = 0;
+  const int32_t* targets = read_targets(a, vocab, ignore, n);
+  const size_t numel = n * vocab;
+  float* logits = a.f32_buffer("logits", numel, "targets.length * vocabSize = " + std::to_string(n) + " * " + std::to_string(vocab));
+  const float* lse = a.f32_buffer("lse", n, "one per token, from tokenLogprobs");
   const float* grad_logprobs = optional_row_grad(a, "gradLogprobs", n);
   const float* grad_entropy = optional_row_grad(a, "gradEntropy", n);
   const float* entropy = optional_row_grad(a, "entropy", n);
   if (grad_entropy && !entropy) a.type_error("gradEntropy needs entropy (from tokenLogprobs with withEntropy)");
   if (!grad_logprobs && !grad_entropy) a.type_error("give gradLogprobs, gradEntropy or both");
-  const int32_t ignore = read_ignore_index(a);
-  check_targets(a, targets, vocab, ignore);
   const bool in_place = a.flag("inPlace", false);
-  Napi::Float32Array dlogits = in_place ? logits : a.f32("out", false);
   if (in_place && a.has("out")) a.type_error("give either inPlace or out, not both");
-  if (!in_place && !dlogits.IsEmpty()) a.expect_length(dlogits, "out", n * vocab, "the shape of logits");
-  if (dlogits.IsEmpty()) dlogits = new_f32(a.env(), n * vocab);
-  cpu::token_logprobs_backward(logits.Data(), targets.Data(), lse.Data(), entropy, grad_logprobs, grad_entropy,
-                               static_cast<int64_t>(n), vocab, read_inv_temperature(a), ignore, dlogits.Data());
-  return dlogits;
+  auto [dlogits, result] = in_place ? std::pair<float*, Napi::Value>{logits, a.value("logits")} : output_f32(a, "out", numel, "the shape of logits");
+  cpu::token_logprobs_backward(logits, targets, lse, entropy, grad_logprobs, grad_entropy, static_cast<int64_t>(n), vocab,
+                               read_inv_temperature(a), ignore, dlogits);
+  return result;
 }
 
 struct FusedLinearArgs {
-  Napi::Float32Array hidden, weight;
-  Napi::Int32Array targets;
+  const float* hidden;
+  const float* weight;
+  const int32_t* targets;
   cpu::FusedLinearShape shape;
   int32_t ignore;
   float inv_temperature;
@@ -92,21 +104,20 @@ struct FusedLinearArgs {
 
 FusedLinearArgs read_fused_linear(const Args& a) {
   FusedLinearArgs f;
-  f.hidden = a.f32("hidden");
-  f.weight = a.f32("weight");
-  f.targets = a.i32("targets");
   auto& s = f.shape;
   s.hidden = a.positive_int("hiddenSize", 0, true);
-  s.n = static_cast<int64_t>(f.targets.ElementLength());
-  a.expect_length(f.hidden, "hidden", s.n * s.hidden,
-                  "targets.length * hiddenSize = " + std::to_string(s.n) + " * " + std::to_string(s.hidden));
-  if (f.weight.ElementLength() == 0 || f.weight.ElementLength() % s.hidden != 0)
-    a.range_error("weight has " + std::to_string(f.weight.ElementLength()) +
+  Args::Buffer weight = a.buffer("weight", "float32");
+  if (weight.length == 0 || weight.length % s.hidden != 0)
+    a.range_error("weight has " + std::to_string(weight.length) +
                   " elements; expected vocabSize * hiddenSize with hiddenSize = " + std::to_string(s.hidden));
-  s.vocab = static_cast<int64_t>(f.weight.ElementLength()) / s.hidden;
-  s.chunk = a.positive_int("chunkSize", cpu::default_logprob_chunk(s.vocab));
+  f.weight = static_cast<const float*>(weight.data);
+  s.vocab = static_cast<int64_t>(weight.length) / s.hidden;
   f.ignore = read_ignore_index(a);
-  check_targets(a, f.targets, s.vocab, f.ignore);
+  size_t n = 0;
+  f.targets = read_targets(a, s.vocab, f.ignore, n);
+  s.n = static_cast<int64_t>(n);
+  f.hidden = a.f32_buffer("hidden", n * s.hidden, "targets.length * hiddenSize = " + std::to_string(n) + " * " + std::to_string(s.hidden));
+  s.chunk = a.positive_int("chunkSize", cpu::default_logprob_chunk(s.vocab));
   f.inv_temperature = read_inv_temperature(a);
   return f;
 }
@@ -121,8 +132,8 @@ Napi::Value FusedLinearLogprobs(const Napi::CallbackInfo& info) {
   const size_t n = f.shape.n;
   Napi::Float32Array logprobs = new_f32(env, n), lse = new_f32(env, n);
   Napi::Float32Array entropy = with_entropy ? new_f32(env, n) : Napi::Float32Array();
-  cpu::fused_linear_logprobs_forward(f.hidden.Data(), f.weight.Data(), f.targets.Data(), f.shape, f.inv_temperature,
-                                     f.ignore, {logprobs.Data(), lse.Data(), with_entropy ? entropy.Data() : nullptr});
+  cpu::fused_linear_logprobs_forward(f.hidden, f.weight, f.targets, f.shape, f.inv_temperature, f.ignore,
+                                     {logprobs.Data(), lse.Data(), with_entropy ? entropy.Data() : nullptr});
   Napi::Object out = Napi::Object::New(env);
   out.Set("logprobs", logprobs);
   out.Set("lse", lse);
@@ -131,34 +142,27 @@ Napi::Value FusedLinearLogprobs(const Napi::CallbackInfo& info) {
 }
 
 // fusedLinearLogprobsBackward({ ...forward args, lse, gradLogprobs?, entropy?, gradEntropy?,
-//                               gradWeight? (accumulated into), needGradHidden? })
+//                               gradWeight? (accumulated into), gradHidden? (written), needGradHidden? })
 Napi::Value FusedLinearLogprobsBackward(const Napi::CallbackInfo& info) {
   Args a(info, "fusedLinearLogprobsBackward");
   FusedLinearArgs f = read_fused_linear(a);
   const size_t n = f.shape.n;
-  Napi::Float32Array lse = a.f32("lse");
-  a.expect_length(lse, "lse", n, "one per token, from fusedLinearLogprobs");
+  const float* lse = a.f32_buffer("lse", n, "one per token, from fusedLinearLogprobs");
   const float* grad_logprobs = optional_row_grad(a, "gradLogprobs", n);
   const float* grad_entropy = optional_row_grad(a, "gradEntropy", n);
   const float* entropy = optional_row_grad(a, "entropy", n);
   if (grad_entropy && !entropy) a.type_error("gradEntropy needs entropy (from fusedLinearLogprobs with withEntropy)");
   if (!grad_logprobs && !grad_entropy) a.type_error("give gradLogprobs, gradEntropy or both");
-  Napi::Env env = a.env();
-  Napi::Float32Array grad_weight;
-  if (a.has("gradWeight")) {
-    grad_weight = a.f32("gradWeight");
-    a.expect_length(grad_weight, "gradWeight", f.weight.ElementLength(), "the shape of weight");
-  } else {
-    grad_weight = new_f32(env, f.weight.ElementLength());  // zero-filled by V8
-  }
+  // A new gradWeight is zero-filled by V8; one passed in is accumulated into.
+  auto [grad_weight, grad_weight_value] = output_f32(a, "gradWeight", f.shape.vocab * f.shape.hidden, "the shape of weight");
   const bool need_grad_hidden = a.flag("needGradHidden", true);
-  Napi::Float32Array grad_hidden = need_grad_hidden ? new_f32(env, f.hidden.ElementLength()) : Napi::Float32Array();
-  cpu::fused_linear_logprobs_backward(f.hidden.Data(), f.weight.Data(), f.targets.Data(), lse.Data(), entropy,
-                                      grad_logprobs, grad_entropy, f.shape, f.inv_temperature, f.ignore,
-                                      need_grad_hidden ? grad_hidden.Data() : nullptr, grad_weight.Data());
-  Napi::Object out = Napi::Object::New(env);
-  if (need_grad_hidden) out.Set("gradHidden", grad_hidden);
-  out.Set("gradWeight", grad_weight);
+  std::pair<float*, Napi::Value> grad_hidden{nullptr, a.env().Undefined()};
+  if (need_grad_hidden) grad_hidden = output_f32(a, "gradHidden", n * f.shape.hidden, "the shape of hidden");
+  cpu::fused_linear_logprobs_backward(f.hidden, f.weight, f.targets, lse, entropy, grad_logprobs, grad_entropy, f.shape,
+                                      f.inv_temperature, f.ignore, grad_hidden.first, grad_weight);
+  Napi::Object out = Napi::Object::New(a.env());
+  if (need_grad_hidden) out.Set("gradHidden", grad_hidden.second);
+  out.Set("gradWeight", grad_weight_value);
   return out;
 }
 

@@ -28,6 +28,8 @@ class Args {
     throw Napi::RangeError::New(env_, std::string(fn_) + ": " + msg);
   }
 
+  Napi::Value value(const char* name) const { return obj_.Get(name); }
+
   bool has(const char* name) const {
     if (!obj_.Has(name)) return false;
     const Napi::Value v = obj_.Get(name);
@@ -57,24 +59,26 @@ class Args {
 
   Buffer buffer(const char* name, const char* dtype, bool required = true) const {
     if (!has(name)) {
-      if (required) type_error(std::string(name) + " is required (a " + dtype + " tensor or typed array)");
+      if (required) type_error(std::string(name) + " is required (a " + (std::string(dtype) == "int32" ? "Int32Array" : std::string(dtype) == "float32" ? "Float32Array" : "Uint16Array") + " or a " + dtype + " tensor)");
       return {};
     }
     const Napi::Value v = obj_.Get(name);
     const std::string want(dtype);
     const size_t elem = want == "bfloat16" ? 2 : 4;
+    const std::string expected = std::string(want == "float32" ? "Float32Array" : want == "int32" ? "Int32Array" : "Uint16Array") +
+                                 " or a " + dtype + " tensor";
     if (v.IsTypedArray()) {
       const napi_typedarray_type kind = v.As<Napi::TypedArray>().TypedArrayType();
       const bool ok = (want == "float32" && kind == napi_float32_array) || (want == "int32" && kind == napi_int32_array) ||
                       (want == "bfloat16" && kind == napi_uint16_array);
-      if (!ok) type_error(std::string(name) + " must be a " + dtype + " tensor or typed array (got " + describe(v) + ")");
+      if (!ok) type_error(std::string(name) + " must be a " + expected + " (got " + describe(v) + ")");
       Napi::TypedArray ta = v.As<Napi::TypedArray>();
       return {static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ElementLength(), Device::Cpu};
     }
-    if (!v.IsObject()) type_error(std::string(name) + " must be a " + dtype + " tensor or typed array (got " + describe(v) + ")");
+    if (!v.IsObject()) type_error(std::string(name) + " must be a " + expected + " (got " + describe(v) + ")");
     const Napi::Object t = v.As<Napi::Object>();
     StorageWrap* storage = StorageWrap::From(t.Get("storage"));
-    if (!storage) type_error(std::string(name) + " must be a " + dtype + " tensor or typed array (got " + describe(v) + ")");
+    if (!storage) type_error(std::string(name) + " must be a " + expected + " (got " + describe(v) + ")");
     const Napi::Value tdtype = t.Get("dtype");
     if (!tdtype.IsString() || tdtype.As<Napi::String>().Utf8Value() != want)
       type_error(std::string(name) + " must have dtype " + dtype + " (got " + (tdtype.IsString() ? tdtype.As<Napi::String>().Utf8Value() : "?") + ")");

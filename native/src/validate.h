@@ -15,15 +15,18 @@ namespace othink::validate {
 constexpr int32_t kNoIgnoreIndex = INT32_MIN;
 
 // Every target must be a vocabulary id (or the ignore index): the kernels index logits with it.
-inline void check_targets(const Args& a, const Napi::Int32Array& targets, int64_t vocab, int32_t ignore_index) {
-  const int32_t* t = targets.Data();
-  for (size_t i = 0; i < targets.ElementLength(); ++i) {
+inline void check_targets(const Args& a, const int32_t* t, size_t n, int64_t vocab, int32_t ignore_index) {
+  for (size_t i = 0; i < n; ++i) {
     if (t[i] == ignore_index) continue;
     if (t[i] < 0 || t[i] >= vocab)
       a.range_error("targets[" + std::to_string(i) + "] = " + std::to_string(t[i]) +
                     " is outside the vocabulary [0, " + std::to_string(vocab) + ")" +
                     (ignore_index == kNoIgnoreIndex ? "" : " and is not ignoreIndex = " + std::to_string(ignore_index)));
   }
+}
+
+inline void check_targets(const Args& a, const Napi::Int32Array& targets, int64_t vocab, int32_t ignore_index) {
+  check_targets(a, targets.Data(), targets.ElementLength(), vocab, ignore_index);
 }
 
 inline int32_t read_ignore_index(const Args& a) {
@@ -39,12 +42,9 @@ inline float read_inv_temperature(const Args& a) {
   return static_cast<float>(1.0 / t);
 }
 
-// Optional per-row gradient arrays of the backward passes (null when absent).
+// Optional per-row arrays of the backward passes (a Float32Array or a float32 tensor; null when absent).
 inline const float* optional_row_grad(const Args& a, const char* name, size_t n) {
-  if (!a.has(name)) return nullptr;
-  Napi::Float32Array g = a.f32(name);
-  a.expect_length(g, name, n, "one per token");
-  return g.Data();
+  return a.f32_buffer(name, n, "one per token", false);
 }
 
 // 'k1' | 'k2' | 'k3' | 'abs' (default 'k3'), as a string: each binding maps it to its own enum.

@@ -14,10 +14,10 @@ describe('argument validation', () => {
       /tokenLogprobs: expected one options object/,
     );
     expect(() => native.tokenLogprobs({ ...lp, logits: new Float64Array(6) as never })).toThrow(
-      /logits must be a Float32Array \(got Float64Array\)/,
+      /logits must be a Float32Array or a float32 tensor \(got Float64Array\)/,
     );
     expect(() => native.tokenLogprobs({ ...lp, targets: [0, 1] as never })).toThrow(
-      /targets must be a Int32Array \(got Array\)/,
+      /targets must be a Int32Array or a int32 tensor \(got Array\)/,
     );
     expect(() => native.tokenLogprobs({ ...lp, logits: f32(7) })).toThrow(
       /logits has 7 elements; expected 6 \(targets.length \* vocabSize = 2 \* 3\)/,
