@@ -1,6 +1,8 @@
 // Seeded randomness for the synthetic tasks. Sample i of a run draws from its own stream, derived
 // from (seed, i), so the first n samples are the same whatever n is, and nothing depends on
-// Math.random or on the machine (32-bit integer math only).
+// Math.random or on the machine (32-bit integer math only). The generator itself is the datasets'
+// mulberry32 (`createRng`).
+import { createRng } from '../datasets/random.js';
 
 /** SplitMix32-style finaliser: a well-mixed 32-bit value from a 32-bit input. */
 function mix32(x: number): number {
@@ -10,32 +12,21 @@ function mix32(x: number): number {
 }
 
 export class TaskRng {
-  private state: number;
+  /** Uniform on [0, 1). */
+  readonly float: () => number;
 
   /** A generator for sample `index` of a run with `seed` (`stream` separates independent uses). */
   constructor(seed: number, index = 0, stream = 0) {
     if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
     // Fold the high bits of large seeds in, so seeds 1 and 2^32 + 1 differ.
     const hi = Math.floor(seed / 2 ** 32);
-    this.state = mix32(
-      mix32(mix32(seed >>> 0) ^ mix32(hi + 0x9e3779b9)) ^
-        mix32(index + 0x632be5ab) ^
-        mix32(stream + 0x85ebca6b),
+    this.float = createRng(
+      mix32(
+        mix32(mix32(seed >>> 0) ^ mix32(hi + 0x9e3779b9)) ^
+          mix32(index + 0x632be5ab) ^
+          mix32(stream + 0x85ebca6b),
+      ),
     );
-  }
-
-  /** Uniform 32-bit unsigned integer (mulberry32 step). */
-  nextUint32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** Uniform on [0, 1). */
-  float(): number {
-    return this.nextUint32() / 4294967296;
   }
 
   /** Uniform on [lo, hi). */
