@@ -10,11 +10,16 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** A float32 input: a typed array, or a tensor (see `TensorLike`) whose memory the kernel reads in place. */
+export type F32Input = Float32Array | TensorLike;
+/** An int32 input: a typed array or an int32 tensor. */
+export type I32Input = Int32Array | TensorLike;
+
 export interface LogprobsOptions {
   /** Row-major `[N, V]` logits. */
-  logits: Float32Array;
+  logits: F32Input;
   /** `[N]` token ids in `[0, V)` (or `ignoreIndex`). */
-  targets: Int32Array;
+  targets: I32Input;
   vocabSize: number;
   /** Divides the logits before the softmax (sampling temperature). Default 1. */
   temperature?: number;
@@ -34,25 +39,25 @@ export interface LogprobsResult {
 }
 
 export interface LogprobsBackwardOptions extends LogprobsOptions {
-  lse: Float32Array;
+  lse: F32Input;
   /** `[N]` d loss / d logprob. */
-  gradLogprobs?: Float32Array;
+  gradLogprobs?: F32Input;
   /** `[N]` entropy from the forward, needed with `gradEntropy`. */
-  entropy?: Float32Array;
+  entropy?: F32Input;
   /** `[N]` d loss / d entropy. */
-  gradEntropy?: Float32Array;
+  gradEntropy?: F32Input;
   /** Write dlogits over `logits` instead of allocating `[N, V]` more. */
   inPlace?: boolean;
   /** Write dlogits into this `[N, V]` buffer (reused across steps: no page faults on fresh memory). */
-  out?: Float32Array;
+  out?: F32Input;
 }
 
 export interface FusedLinearOptions {
   /** Row-major `[N, H]` hidden states. */
-  hidden: Float32Array;
+  hidden: F32Input;
   /** Row-major `[V, H]` LM-head weight (logits = hidden @ weight^T). */
-  weight: Float32Array;
-  targets: Int32Array;
+  weight: F32Input;
+  targets: I32Input;
   hiddenSize: number;
   /** Tokens per chunk; extra memory is `chunkSize * V` floats. Default: about 64 MB of logits. */
   chunkSize?: number;
@@ -62,19 +67,23 @@ export interface FusedLinearOptions {
 }
 
 export interface FusedLinearBackwardOptions extends FusedLinearOptions {
-  lse: Float32Array;
-  gradLogprobs?: Float32Array;
-  entropy?: Float32Array;
-  gradEntropy?: Float32Array;
+  lse: F32Input;
+  gradLogprobs?: F32Input;
+  entropy?: F32Input;
+  gradEntropy?: F32Input;
   /** `[V, H]` buffer the weight gradient is added to (gradient accumulation). Default: a new zero one. */
-  gradWeight?: Float32Array;
+  gradWeight?: F32Input;
+  /** `[N, H]` buffer dHidden is written to. Default: a new one. */
+  gradHidden?: F32Input;
   /** Set false to skip dHidden (e.g. a frozen trunk). Default true. */
   needGradHidden?: boolean;
 }
 
 export interface FusedLinearGrads {
-  gradHidden?: Float32Array;
-  gradWeight: Float32Array;
+  /** The `gradHidden` passed in, or a new Float32Array. */
+  gradHidden?: F32Input;
+  /** The `gradWeight` passed in, or a new Float32Array. */
+  gradWeight: F32Input;
 }
 
 export type AdvantageScale = 'group' | 'batch' | 'none';
@@ -268,7 +277,7 @@ interface Addon {
   resetPeakMemory(device?: 'cpu' | 'cuda'): void;
   ops: Record<string, (options: object) => unknown>;
   tokenLogprobs(o: LogprobsOptions): LogprobsResult;
-  tokenLogprobsBackward(o: LogprobsBackwardOptions): Float32Array;
+  tokenLogprobsBackward(o: LogprobsBackwardOptions): F32Input;
   fusedLinearLogprobs(o: FusedLinearOptions): LogprobsResult;
   fusedLinearLogprobsBackward(o: FusedLinearBackwardOptions): FusedLinearGrads;
   groupAdvantages(o: GroupAdvantagesOptions): GroupAdvantagesResult;

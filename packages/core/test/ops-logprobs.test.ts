@@ -1,0 +1,104 @@
+import { expectClose, Fixture, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import { describe, expect, it } from 'vitest';
+import {
+  crossEntropy,
+  linear,
+  lmHeadLogprobs,
+  logprobsFromLogits,
+  noGrad,
+  Tensor,
+  tidy,
+} from '../src/index.js';
+import { gradcheck } from './gradcheck.js';
+
+const ids = (values: number[]) => Float32Array.from(values);
+
+describe('log-prob and cross-entropy ops', () => {
+  it('logprobsFromLogits matches the grpo fixture', () => {
+    const f = new Fixture('grpo/case-g4x2-v1000.safetensors');
+    const [n, t, v] = f.shape('logits');
+    const out = tidy(() =>
+      logprobsFromLogits(
+        Tensor.from(f.f32('logits'), [n, t, v]),
+        Tensor.from(f.i32('completion_ids'), [n, t]),
+      ).toFloat32Array(),
+    );
+    expectClose(out, f.f64('per_token_logps'), { atol: 1e-5, rtol: 1e-5 }, 'per_token_logps');
+  });
+
+  it('gradients: logits, and hidden + LM head through the fused kernel', () => {
+    gradcheck(
+      (logits, t) => logprobsFromLogits(logits, t, { temperature: 0.7 }),
+      [
+        { shape: [2, 3, 11] },
+        { shape: [2, 3], dtype: 'int32', constant: true, data: ids([0, 4, 10, 3, 3, 7]) },
+      ],
+    );
+    gradcheck(
+      (h, w, t) => lmHeadLogprobs(h, w, t, { chunkSize: 2 }),
+      [
+        { shape: [5, 6] },
+        { shape: [13, 6] },
+        { shape: [5], dtype: 'int32', constant: true, data: ids([0, 12, 5, 5, 1]) },
+      ],
+    );
+  });
+
+  it('the fused LM head equals linear + log-softmax', () => {
+    const rand = seededRandom(4);
+    const h = randomNormal(7 * 8, rand);
+    const w = randomNormal(30 * 8, rand, 0.5);
+    const t = Int32Array.from([1, 29, 3, 3, 0, 17, 8]);
+    const [fused, unfused] = tidy(() =>
+      noGrad(() => {
+        const hidden = Tensor.from(h, [7, 8]);
+        const weight = Tensor.from(w, [30, 8]);
+        const targets = Tensor.from(t, [7]);
+        return [
+          lmHeadLogprobs(hidden, weight, targets).toFloat32Array(),
+          logprobsFromLogits(linear(hidden, weight), targets).toFloat32Array(),
+        ];
+      }),
+    );
+    expectClose(fused, unfused, { atol: 1e-5 }, 'fused vs unfused');
+  });
+
+  it('cross-entropy is the mean over non-ignored targets (-100)', () => {
+    const rand = seededRandom(8);
+    const logits = randomNormal(4 * 5, rand);
+    const targets = Int32Array.from([2, -100, 4, 0]);
+    const loss = tidy(() => crossEntropy(Tensor.from(logits, [4, 5]), Tensor.from(targets, [4])).item());
+    let ref = 0;
+    for (const i of [0, 2, 3]) {
+      const row = Array.from(logits.subarray(i * 5, i * 5 + 5));
+      const m = Math.max(...row);
+      const lse = m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0));
+      ref += lse - row[targets[i]];
+    }
+    expect(loss).toBeCloseTo(ref / 3, 5);
+    gradcheck(
+      (x, t) => crossEntropy(x, t),
+      [
+        { shape: [4, 5], data: logits },
+        { shape: [4], dtype: 'int32', constant: true, data: Float32Array.from(targets) },
+      ],
+    );
+    const g = tidy(() => {
+      const x = Tensor.from(logits, [4, 5], { requiresGrad: true });
+      crossEntropy(x, Tensor.from(targets, [4])).backward();
+      return x.grad!.toFloat32Array();
+    });
+    expect(maxAbs(g.subarray(5, 10))).toBe(0);
+  });
+
+  it('errors name the shapes', () => {
+    expect(() =>
+      tidy(() => logprobsFromLogits(Tensor.zeros([2, 5]), Tensor.from(Int32Array.of(1), [1]))),
+    ).toThrow(/targets \[1\] must hold one id per row \(2\)/);
+    expect(() =>
+      tidy(() =>
+        lmHeadLogprobs(Tensor.zeros([2, 4]), Tensor.zeros([9, 3]), Tensor.from(Int32Array.of(1, 2), [2])),
+      ),
+    ).toThrow(/weight \[9, 3\] must be \[vocab, 4\] for hidden \[2, 4\]/);
+  });
+});
