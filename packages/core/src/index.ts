@@ -1,2 +1,3 @@
+export * from './optim/index.js';
 export * from './rl/index.js';
 export * from './tensor/index.js';
