@@ -4,6 +4,7 @@ export * from './memory.js';
 export { accumulate, add, clone, mean, mul, scale, sub, sum, sumAll } from './ops/arithmetic.js';
 export { crossEntropy, type LogprobOptions, lmHeadLogprobs, logprobsFromLogits } from './ops/logprobs.js';
 export { linear, type MatmulOptions, matmul, sumRows } from './ops/matmul.js';
+export { layerNorm, QWEN2VL_NORM_EPS, rmsNorm } from './ops/norm.js';
 export { concat, narrow, split } from './ops/shape.js';
 export { keep, tidy } from './scope.js';
 export { formatShape, type Shape, shapeSize, Tensor, type TensorOptions } from './tensor.js';
