@@ -5,6 +5,7 @@ export { gelu, quickGelu, swiglu } from './ops/activation.js';
 export { accumulate, add, clone, mean, mul, scale, sub, sum, sumAll } from './ops/arithmetic.js';
 export { embedding } from './ops/embedding.js';
 export { crossEntropy, type LogprobOptions, lmHeadLogprobs, logprobsFromLogits } from './ops/logprobs.js';
+export { maskedScatterRows } from './ops/masked-scatter.js';
 export { linear, type MatmulOptions, matmul, sumRows } from './ops/matmul.js';
 export { layerNorm, QWEN2VL_NORM_EPS, rmsNorm } from './ops/norm.js';
 export { concat, narrow, split } from './ops/shape.js';
