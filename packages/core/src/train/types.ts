@@ -1,0 +1,116 @@
+// What the trainers take and report. They see data through small structural interfaces, so
+// @othink/core does not depend on @othink/data or @othink/rewards: the CLI (or a user) wires the
+// processor, the datasets and the reward functions in.
+
+/** Left-padded prompts with their images (structurally @othink/data's PromptBatch). */
+export interface PromptBatchLike {
+  batchSize: number;
+  seqLen: number;
+  inputIds: Int32Array;
+  attentionMask: Int32Array;
+  pixelValues: Float32Array;
+  patchDim: number;
+  imageGridThw: Int32Array;
+}
+
+/** Full sequences with labels (-100 outside the assistant answer): @othink/data's SftBatch. */
+export interface SftBatchLike extends Omit<PromptBatchLike, 'attentionMask'> {
+  attentionMask: Int32Array;
+  labels: Int32Array;
+}
+
+/** Scores completions: the total reward per completion and each function's values (for logging). */
+export type RewardScorer<S> = (
+  completions: string[],
+  samples: S[],
+) => Promise<{ total: number[]; perFunction: Record<string, number[]> }>;
+
+export type LrSchedulerType = 'constant' | 'linear' | 'cosine';
+
+/** Settings shared by the trainers (names follow TRL / HF TrainingArguments, camelCase). */
+export interface CommonTrainConfig {
+  /** Optimizer steps of the run (t of the GRPO-D schedule). */
+  maxSteps: number;
+  learningRate: number;
+  lrSchedulerType: LrSchedulerType;
+  warmupSteps: number;
+  weightDecay: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
+  maxGradNorm: number;
+  /** Micro-batch size (SFT: examples; GRPO: completions). */
+  perDeviceTrainBatchSize: number;
+  gradientAccumulationSteps: number;
+  seed: number;
+}
+
+export type KlScheduleSpec =
+  | { type: 'constant'; beta: number }
+  /** GRPO-D, the paper's Eq. 3. */
+  | { type: 'dynamic'; betaMin: number; betaMax: number; exploreFraction: number }
+  /** PPO-style controller on the KL weight: beta *= 1 + clip((kl - target) / target, -0.2, 0.2) * n / horizon. */
+  | { type: 'adaptive'; initBeta: number; targetKl: number; horizon: number };
+
+export interface GrpoConfig extends CommonTrainConfig {
+  /** G completions per prompt (R1-V: 8). */
+  numGenerations: number;
+  /** Prompts per optimizer step; the step holds promptsPerStep * numGenerations completions. */
+  promptsPerStep: number;
+  maxCompletionLength: number;
+  /** Sampling, pinned explicitly (never taken from a checkpoint's generation_config). */
+  temperature: number;
+  topK: number;
+  topP: number;
+  beta: KlScheduleSpec;
+  epsilon: number;
+  epsilonHigh: number;
+  /** Policy updates per generation batch (> 1 uses the clipped ratio against sampling-time log-probs). */
+  numIterations: number;
+  lossType: 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
+  scaleRewards: 'group' | 'batch' | 'none';
+  klEstimator: 'k1' | 'k2' | 'k3' | 'abs';
+}
+
+export interface SftConfig extends CommonTrainConfig {
+  maxLength: number;
+}
+
+/** One logged optimizer step (keys as TRL logs them). */
+export interface StepMetrics {
+  step: number;
+  phase: 'sft' | 'grpo';
+  loss: number;
+  learning_rate: number;
+  grad_norm: number;
+  tokens_per_second: number;
+  /** GRPO only: */
+  reward?: number;
+  reward_std?: number;
+  kl?: number;
+  beta?: number;
+  clip_ratio?: number;
+  'clip_ratio/low'?: number;
+  'clip_ratio/high'?: number;
+  completion_length?: number;
+  /** `rewards/<name>/mean` per reward function. */
+  [key: string]: number | string | undefined;
+}
+
+export interface CompletionRecord {
+  step: number;
+  prompt: string;
+  completion: string;
+  reward: number;
+  rewards: Record<string, number>;
+  advantage: number;
+}
+
+export interface TrainerCallbacks {
+  /** After every optimizer step. */
+  onStep?: (metrics: StepMetrics) => void | Promise<void>;
+  /** Sampled completions of a GRPO step (for the run folder). */
+  onCompletions?: (records: CompletionRecord[]) => void | Promise<void>;
+  /** Asked after every step: true stops the run cleanly after that step (Ctrl-C). */
+  shouldStop?: () => boolean;
+}
