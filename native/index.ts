@@ -213,12 +213,21 @@ export interface NativeStorage {
   write(src: ArrayBufferView, byteOffset?: number): void;
   /** Copies bytes of the storage out into a typed array. */
   read(dst: ArrayBufferView, byteOffset?: number): void;
+  /** Copies `byteLength` bytes of another storage (any device) into this one. */
+  copyFrom(src: NativeStorage, srcByteOffset: number, dstByteOffset: number, byteLength: number): void;
 }
 
 export interface MemoryStats {
+  /** Bytes of the live storages (as requested). */
   currentBytes: number;
+  /** High-water mark of currentBytes since the last resetPeakMemory. */
   peakBytes: number;
+  /** Live storages. */
   allocations: number;
+  /** CUDA: bytes of freed blocks the caching allocator keeps for reuse (0 on the CPU). */
+  cachedBytes: number;
+  /** CUDA: all bytes the allocator holds from the driver, live blocks and cached (0 on the CPU). */
+  reservedBytes: number;
 }
 
 /**
@@ -275,6 +284,7 @@ interface Addon {
   Storage: new (byteLength: number, device?: 'cpu' | 'cuda', zero?: boolean) => NativeStorage;
   memoryStats(device?: 'cpu' | 'cuda'): MemoryStats;
   resetPeakMemory(device?: 'cpu' | 'cuda'): void;
+  emptyCache(device?: 'cpu' | 'cuda'): void;
   ops: Record<string, (options: object) => unknown>;
   tokenLogprobs(o: LogprobsOptions): LogprobsResult;
   tokenLogprobsBackward(o: LogprobsBackwardOptions): F32Input;
@@ -343,6 +353,11 @@ export const Storage = addon.Storage;
 export const memoryStats = addon.memoryStats;
 /** Starts a new peak-memory measurement. */
 export const resetPeakMemory = addon.resetPeakMemory;
+/**
+ * Gives the CUDA caching allocator's free blocks back to the driver (a no-op for the CPU). Tensor
+ * work on the GPU is queued in call order on one stream; reading a tensor back waits for it.
+ */
+export const emptyCache = addon.emptyCache;
 /**
  * The tensor kernels behind @othink/core's ops, by name (`ops.matmul`, `ops.rmsNorm`, ...). Each takes
  * one options object of tensors / typed arrays and shapes; outputs are passed in, nothing is returned

@@ -3,6 +3,10 @@
 #include <cstring>
 #include <string>
 
+#ifdef OTHINK_WITH_CUDA
+#include "cuda/check.cuh"
+#endif
+
 namespace othink {
 
 namespace {
@@ -23,6 +27,7 @@ Napi::Function StorageWrap::Define(Napi::Env env) {
                                       InstanceMethod("dispose", &StorageWrap::Dispose),
                                       InstanceMethod("write", &StorageWrap::Write),
                                       InstanceMethod("read", &StorageWrap::Read),
+                                      InstanceMethod("copyFrom", &StorageWrap::CopyFrom),
                                       InstanceAccessor("byteLength", &StorageWrap::ByteLength, nullptr),
                                       InstanceAccessor("device", &StorageWrap::DeviceName, nullptr),
                                       InstanceAccessor("disposed", &StorageWrap::Disposed, nullptr),
@@ -94,9 +99,31 @@ std::pair<uint8_t*, size_t> StorageWrap::checked_range(const Napi::CallbackInfo&
   return {bytes, n};
 }
 
+#ifdef OTHINK_WITH_CUDA
+namespace {
+// A copy that touches device memory. cudaMemcpy runs on the legacy default stream, behind the
+// queued ops (cuda/stream.cuh): host-to-device returns once the host bytes are staged (the typed
+// array may be reused at once), device-to-host once the bytes have arrived. cudaMemcpyDefault
+// reads the direction from the pointers (unified addressing).
+void cuda_copy(const Napi::Env& env, const char* method, void* dst, const void* src, size_t n) {
+  if (n == 0) return;
+  const cudaError_t err = cudaMemcpy(dst, src, n, cudaMemcpyDefault);
+  if (err != cudaSuccess)
+    throw Napi::Error::New(env, std::string("Storage.") + method + ": CUDA error " + cudaGetErrorName(err) + " (" +
+                                    cudaGetErrorString(err) + ") in cudaMemcpy");
+}
+}  // namespace
+#endif
+
 // write(view, byteOffset = 0): copy a typed array into the storage.
 Napi::Value StorageWrap::Write(const Napi::CallbackInfo& info) {
   auto [src, n] = checked_range(info, "write");
+#ifdef OTHINK_WITH_CUDA
+  if (device_ == Device::Cuda) {
+    cuda_copy(info.Env(), "write", static_cast<uint8_t*>(data_) + byte_offset_, src, n);
+    return info.Env().Undefined();
+  }
+#endif
   std::memcpy(static_cast<uint8_t*>(data_) + byte_offset_, src, n);
   return info.Env().Undefined();
 }
@@ -104,8 +131,50 @@ Napi::Value StorageWrap::Write(const Napi::CallbackInfo& info) {
 // read(view, byteOffset = 0): copy bytes of the storage out into a typed array.
 Napi::Value StorageWrap::Read(const Napi::CallbackInfo& info) {
   auto [dst, n] = checked_range(info, "read");
+#ifdef OTHINK_WITH_CUDA
+  if (device_ == Device::Cuda) {
+    cuda_copy(info.Env(), "read", dst, static_cast<uint8_t*>(data_) + byte_offset_, n);
+    return info.Env().Undefined();
+  }
+#endif
   std::memcpy(dst, static_cast<uint8_t*>(data_) + byte_offset_, n);
   return info.Env().Undefined();
+}
+
+// copyFrom(src: Storage, srcByteOffset, dstByteOffset, byteLength): bytes from another storage on
+// any device (Tensor.to). The ranges must not overlap when src is this storage.
+Napi::Value StorageWrap::CopyFrom(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (disposed()) throw Napi::Error::New(env, "Storage.copyFrom: the storage was disposed");
+  StorageWrap* src = info.Length() > 0 ? From(info[0]) : nullptr;
+  if (!src) throw Napi::TypeError::New(env, "Storage.copyFrom: expected a Storage to copy from");
+  if (src->disposed()) throw Napi::Error::New(env, "Storage.copyFrom: the source storage was disposed");
+  size_t arg[3];
+  const char* names[3] = {"srcByteOffset", "dstByteOffset", "byteLength"};
+  for (int i = 0; i < 3; ++i) {
+    const Napi::Value v = static_cast<size_t>(i + 1) < info.Length() ? info[i + 1] : env.Undefined();
+    const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(x >= 0) || x != static_cast<double>(static_cast<size_t>(x)))
+      throw Napi::TypeError::New(env, std::string("Storage.copyFrom: ") + names[i] + " must be a non-negative integer");
+    arg[i] = static_cast<size_t>(x);
+  }
+  const size_t src_off = arg[0], dst_off = arg[1], n = arg[2];
+  if (src_off > src->bytes_ || n > src->bytes_ - src_off || dst_off > bytes_ || n > bytes_ - dst_off)
+    throw Napi::RangeError::New(env, "Storage.copyFrom: " + std::to_string(n) + " bytes from byte " + std::to_string(src_off) +
+                                         " of " + std::to_string(src->bytes_) + " to byte " + std::to_string(dst_off) + " of " +
+                                         std::to_string(bytes_) + " do not fit");
+  uint8_t* dst = static_cast<uint8_t*>(data_) + dst_off;
+  const uint8_t* from = static_cast<const uint8_t*>(src->data_) + src_off;
+  if (src == this && n > 0 && dst < from + n && from < dst + n)
+    throw Napi::RangeError::New(env, "Storage.copyFrom: the source and destination ranges overlap");
+#ifdef OTHINK_WITH_CUDA
+  if (device_ == Device::Cuda || src->device_ == Device::Cuda) {
+    cuda_copy(env, "copyFrom", dst, from, n);
+    return env.Undefined();
+  }
+#endif
+  if (n > 0) std::memcpy(dst, from, n);
+  return env.Undefined();
 }
 
 Napi::Value StorageWrap::ByteLength(const Napi::CallbackInfo& info) {
@@ -126,7 +195,21 @@ Napi::Value MemoryStatsJs(const Napi::CallbackInfo& info) {
   out.Set("currentBytes", static_cast<double>(s.current_bytes));
   out.Set("peakBytes", static_cast<double>(s.peak_bytes));
   out.Set("allocations", static_cast<double>(s.allocations));
+  out.Set("cachedBytes", static_cast<double>(s.cached_bytes));
+  out.Set("reservedBytes", static_cast<double>(s.reserved_bytes));
   return out;
+}
+
+// emptyCache(device = 'cuda'): gives cached free device blocks back to the driver.
+Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Device device = info.Length() > 0 && !info[0].IsUndefined() ? parse_device(env, info[0]) : Device::Cuda;
+  try {
+    empty_cache(device);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("emptyCache: ") + e.what());
+  }
+  return env.Undefined();
 }
 
 Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
@@ -140,6 +223,7 @@ void register_storage(Napi::Env env, Napi::Object exports) {
   exports.Set("Storage", StorageWrap::Define(env));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStatsJs));
   exports.Set("resetPeakMemory", Napi::Function::New(env, ResetPeakMemory));
+  exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
 }
 
 }  // namespace othink

@@ -27,6 +27,7 @@ class StorageWrap : public Napi::ObjectWrap<StorageWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value CopyFrom(const Napi::CallbackInfo& info);
   Napi::Value ByteLength(const Napi::CallbackInfo& info);
   Napi::Value DeviceName(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
