@@ -5,7 +5,9 @@
 #   2. the cuBLAS path of cuda/gemm.cu: against the real cublas_v2.h when there is one, else
 #      against a minimal stand-in declaring exactly the cuBLAS calls it makes (a syntax and type
 #      check of our code, not of cuBLAS);
-#   3. the N-API bridge (addon_cuda.cc, and addon.cc with OTHINK_WITH_CUDA) with g++ -fsyntax-only.
+#   3. the N-API bridge (addon_cuda.cc, and addon.cc with OTHINK_WITH_CUDA) and the C++ files with
+#      CUDA branches (storage, the Storage handle, the device-dispatching op bindings) with
+#      g++ -fsyntax-only.
 # Prints "skipped" when nvcc is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,13 +60,20 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             int k, const void* alpha, const void* A, cudaDataType Atype, int lda, const void* B,
                             cudaDataType Btype, int ldb, const void* beta, void* C, cudaDataType Ctype, int ldc,
                             cublasComputeType_t computeType, cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                          int m, int n, int k, const void* alpha, const void* A, cudaDataType Atype,
+                                          int lda, long long int strideA, const void* B, cudaDataType Btype, int ldb,
+                                          long long int strideB, const void* beta, void* C, cudaDataType Ctype,
+                                          int ldc, long long int strideC, int batchCount,
+                                          cublasComputeType_t computeType, cublasGemmAlgo_t algo);
 }
 #define cublasCreate cublasCreate_v2
 #define cublasSetStream cublasSetStream_v2
 STUB
   "$NVCC" "${nvcc_flags[@]}" -I"$out/stub" -c src/cuda/gemm.cu -o "$out/gemm-cublas-stub.o"
-  # The stand-in must have been taken: the object then calls cublasGemmEx.
-  if ! nm "$out/gemm-cublas-stub.o" | grep -q ' U cublasGemmEx'; then
+  # The stand-in must have been taken: the object then calls cublasGemmEx (and the batched form).
+  if ! nm "$out/gemm-cublas-stub.o" | grep -q ' U cublasGemmEx' ||
+    ! nm "$out/gemm-cublas-stub.o" | grep -q ' U cublasGemmStridedBatchedEx'; then
     echo "check-cuda: cuda/gemm.cu did not compile its cuBLAS path against the stand-in" >&2
     exit 1
   fi
@@ -75,7 +84,10 @@ bridge_flags=(-std=c++17 -fsyntax-only -Wall -Wextra -Werror -Wno-psabi -fopenmp
   -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -Isrc -I"$CUDA_HOME/include" -I"$NAPI_INC" -I"$NODE_INC")
 "${CXX:-g++}" "${bridge_flags[@]}" src/addon_cuda.cc
 "${CXX:-g++}" "${bridge_flags[@]}" src/addon.cc
+for f in src/storage.cc src/bindings/storage.cc src/bindings/ops_basic.cc src/bindings/ops_optim.cc; do
+  "${CXX:-g++}" "${bridge_flags[@]}" "$f"
+done
 
 echo "check-cuda: compiled $n CUDA sources (sm_${ARCHS// /, sm_}) with $("$NVCC" --version | tail -1)"
 echo "check-cuda: cuBLAS path of cuda/gemm.cu checked against $cublas"
-echo "check-cuda: N-API bridge (addon_cuda.cc, addon.cc with OTHINK_WITH_CUDA) passes g++ -fsyntax-only"
+echo "check-cuda: N-API bridge (addon_cuda.cc, addon.cc) and the CUDA branches of storage / ops bindings pass g++ -fsyntax-only"

@@ -13,13 +13,25 @@ namespace othink {
 
 class Args {
  public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : env_(info.Env()), fn_(fn) {
+  // Which devices the tensors of a binding may live on. CpuOnly (the default) rejects a CUDA tensor
+  // with a clear error instead of handing a device pointer to a CPU kernel; a binding that
+  // dispatches on device() (CPU kernel or CUDA launcher) passes AnyDevice.
+  enum class Devices { CpuOnly, AnyDevice };
+
+  Args(const Napi::CallbackInfo& info, const char* fn, Devices devices = Devices::CpuOnly)
+      : env_(info.Env()), fn_(fn), devices_(devices) {
     if (info.Length() != 1 || !info[0].IsObject() || info[0].IsArray())
       throw Napi::TypeError::New(env_, std::string(fn) + ": expected one options object");
     obj_ = info[0].As<Napi::Object>();
   }
 
   Napi::Env env() const { return env_; }
+
+  // The device of every buffer read so far (buffer() checks they agree); Cpu when none was read.
+  Device device() const { return device_; }
+
+  // A plain Error naming the function (a CUDA / cuBLAS / allocator failure inside a launcher).
+  [[noreturn]] void error(const std::string& msg) const { throw Napi::Error::New(env_, std::string(fn_) + ": " + msg); }
 
   [[noreturn]] void type_error(const std::string& msg) const {
     throw Napi::TypeError::New(env_, std::string(fn_) + ": " + msg);
@@ -73,6 +85,7 @@ class Args {
                       (want == "bfloat16" && kind == napi_uint16_array);
       if (!ok) type_error(std::string(name) + " must be a " + expected + " (got " + describe(v) + ")");
       Napi::TypedArray ta = v.As<Napi::TypedArray>();
+      check_device(name, Device::Cpu);
       return {static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ElementLength(), Device::Cpu};
     }
     if (!v.IsObject()) type_error(std::string(name) + " must be a " + expected + " (got " + describe(v) + ")");
@@ -87,7 +100,9 @@ class Args {
     if (!(offset >= 0 && size >= 0) || (offset + size) * elem > static_cast<double>(storage->bytes()))
       range_error(std::string(name) + ": offset " + format(offset) + " + size " + format(size) + " elements exceed its storage of " +
                   std::to_string(storage->bytes()) + " bytes");
-    return {static_cast<uint8_t*>(storage->data()) + static_cast<size_t>(offset) * elem, static_cast<size_t>(size), storage->device()};
+    const Buffer b{static_cast<uint8_t*>(storage->data()) + static_cast<size_t>(offset) * elem, static_cast<size_t>(size), storage->device()};
+    check_device(name, b.device);
+    return b;
   }
 
   // Like buffer(), for a float32 one that must hold exactly `expected` elements.
@@ -159,6 +174,22 @@ class Args {
   }
 
  private:
+  static const char* device_name(Device d) { return d == Device::Cpu ? "cpu" : "cuda"; }
+
+  // Every buffer of one call on one device: a CPU kernel must never get a device pointer, nor a
+  // CUDA launcher host memory. Typed arrays are host (cpu) memory.
+  void check_device(const char* name, Device d) const {
+    if (d == Device::Cuda && devices_ == Devices::CpuOnly)
+      type_error(std::string(name) + " is on cuda, but this op has no CUDA kernel (it reads CPU tensors only)");
+    if (first_buffer_.empty()) {
+      first_buffer_ = name;
+      device_ = d;
+    } else if (d != device_) {
+      throw Napi::Error::New(env_, std::string(fn_) + ": " + first_buffer_ + " is on " + device_name(device_) + " but " + name +
+                                       " is on " + device_name(d));
+    }
+  }
+
   static std::string describe(const Napi::Value& v) {
     if (v.IsTypedArray()) {
       switch (v.As<Napi::TypedArray>().TypedArrayType()) {
@@ -182,7 +213,11 @@ class Args {
 
   Napi::Env env_;
   const char* fn_;
+  Devices devices_;
   Napi::Object obj_;
+  // Set by the first buffer() read (buffer() is const: reading arguments does not change the call).
+  mutable std::string first_buffer_;
+  mutable Device device_ = Device::Cpu;
 };
 
 }  // namespace othink

@@ -1,7 +1,11 @@
-// Optimizer kernels: the fused AdamW update.
+// Optimizer kernels: the fused AdamW update, on the CPU or (CUDA builds) the GPU, where the tensors are.
 #include "args.h"
+#include "bindings/device_dispatch.h"
 #include "bindings/ops_registry.h"
 #include "cpu/adamw.h"
+#ifdef OTHINK_WITH_CUDA
+#include "cuda/adamw.cuh"
+#endif
 
 namespace othink {
 namespace {
@@ -9,7 +13,7 @@ namespace {
 // adamwStep({ param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, gradScale = 1 })
 // Updates param, m and v in place (all float32 of the same length).
 Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
-  Args a(info, "ops.adamwStep");
+  Args a(info, "ops.adamwStep", Args::Devices::AnyDevice);
   Args::Buffer param = a.buffer("param", "float32");
   const size_t n = param.length;
   const float* grad = a.f32_buffer("grad", n, "the size of param");
@@ -27,6 +31,12 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) a.range_error("beta1 and beta2 must be in [0, 1)");
   if (c.eps <= 0) a.range_error("eps must be > 0");
   if (c.weight_decay < 0) a.range_error("weightDecay must be >= 0");
+#ifdef OTHINK_WITH_CUDA
+  if (a.device() == Device::Cuda) {
+    const cuda::AdamWConfig g{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay, c.step, c.grad_scale};
+    return run_cuda(a, [&] { cuda::adamw_step(static_cast<float*>(param.data), grad, m, v, static_cast<int64_t>(n), g, cuda::tensor_stream()); });
+  }
+#endif
   cpu::adamw_step(static_cast<float*>(param.data), grad, m, v, static_cast<int64_t>(n), c);
   return info.Env().Undefined();
 }

@@ -70,6 +70,23 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
+                          GemmInput input, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                          cudaStream_t stream) {
+  if (m == 0 || n == 0 || batch == 0) return;
+  if (stride_a < 0 || stride_b < 0 || stride_c < 0) throw_bad_argument("gemm_strided_batched", "negative stride");
+  cublasHandle_t handle = handle_for_current_device();
+  OTHINK_CUBLAS_CHECK(cublasSetStream(handle, stream));
+  const cudaDataType_t type = input == GemmInput::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  // The operand swap of gemm (column-major C^T = op(B)^T op(A)^T), with the strides riding along.
+  OTHINK_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, as_int(n, "n"), as_int(m, "m"),
+      as_int(k, "k"), &alpha, b, type, as_int(ldb, "ldb"), static_cast<long long>(stride_b), a, type,
+      as_int(lda, "lda"), static_cast<long long>(stride_a), &beta, c, CUDA_R_32F, as_int(ldc, "ldc"),
+      static_cast<long long>(stride_c), as_int(batch, "batch"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 #else  // no cuBLAS in this build
 
 bool cublas_available() { return false; }
@@ -80,6 +97,14 @@ void gemm(bool, bool, int64_t, int64_t, int64_t, float, const void*, int64_t, co
       "othink::cuda::gemm: this build of @othink/native has no cuBLAS (cublas_v2.h or libcublas was missing when "
       "it was compiled), so the fused linear log-prob kernels cannot run on the GPU; rebuild with OTHINK_CUDA=1 on "
       "a CUDA toolkit that includes cuBLAS (or point OTHINK_CUBLAS_ROOT at one)");
+}
+
+void gemm_strided_batched(bool, bool, int64_t, int64_t, int64_t, float, const void*, int64_t, int64_t, const void*,
+                          int64_t, int64_t, GemmInput, float, float*, int64_t, int64_t, int64_t, cudaStream_t) {
+  throw std::runtime_error(
+      "othink::cuda::gemm_strided_batched: this build of @othink/native has no cuBLAS (cublas_v2.h or libcublas was "
+      "missing when it was compiled), so matmul cannot run on the GPU; rebuild with OTHINK_CUDA=1 on a CUDA toolkit "
+      "that includes cuBLAS (or point OTHINK_CUBLAS_ROOT at one)");
 }
 
 #endif

@@ -21,4 +21,12 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const void* b, int64_t ldb, GemmInput input, float beta, float* c, int64_t ldc,
           cudaStream_t stream);
 
+// `batch` products C_i = alpha * op(A_i) @ op(B_i) + beta * C_i in one cuBLAS call, the matrices
+// of each operand `stride_*` elements apart (stride_b = 0: one B shared by every product; the
+// strides of C must keep its matrices apart). Same layout rules and precision as gemm.
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                          int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
+                          GemmInput input, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                          cudaStream_t stream);
+
 }  // namespace othink::cuda
