@@ -58,7 +58,10 @@ export class AdamW {
       if (p.dtype !== 'float32')
         throw new TypeError(`AdamW: params[${i}] has dtype ${p.dtype}; AdamW updates float32 master weights`);
     });
-    this.moments = params.map((p) => ({ m: keep(Tensor.zeros(p.shape)), v: keep(Tensor.zeros(p.shape)) }));
+    this.moments = params.map((p) => ({
+      m: keep(Tensor.zeros(p.shape, { device: p.device })),
+      v: keep(Tensor.zeros(p.shape, { device: p.device })),
+    }));
   }
 
   /** Steps taken so far. */

@@ -31,7 +31,7 @@ export function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph:
   }
   tidy(() =>
     noGrad(() => {
-      const start = seed ? seed.detach() : Tensor.from([1], root.shape);
+      const start = seed ? seed.detach() : Tensor.from([1], root.shape, { device: root.device });
       if (!root.gradFn) {
         accumulateLeaf(root, start);
         return;

@@ -178,6 +178,25 @@ export class Tensor {
     return record('slice', view, [this], (g) => [padRows(g, this.shape, start)]);
   }
 
+  /**
+   * This tensor on `device`: a copy (with autograd: the gradient is copied back), or, when it is
+   * already there, a view of the same memory. GPU work is queued in call order on one stream, so
+   * the copy sees every op before it, and reading a tensor back waits for the work queued on it.
+   */
+  to(device: Device): Tensor {
+    this.assertUsable('to');
+    if (device !== 'cpu' && device !== 'cuda')
+      throw new TypeError(`to: device must be 'cpu' or 'cuda' (got ${device})`);
+    const source = this.device;
+    if (device === source) {
+      return record('to', this.view(this.shape, this.offset), [this], (g) => [g]);
+    }
+    const out = Tensor.empty(this.shape, { dtype: this.dtype, device });
+    const bytes = bytesPerElement[this.dtype];
+    out.storage.copyFrom(this.storage, this.offset * bytes, 0, this.size * bytes);
+    return record('to', out, [this], (g) => [g.to(source)]);
+  }
+
   /** A view that shares memory but not the graph. */
   detach(): Tensor {
     this.assertUsable('detach');

@@ -33,14 +33,14 @@ function checkBroadcast(op: string, a: Tensor, b: Tensor): void {
 function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
   if (g.rank === shape.length) return g;
   const inner = shape.reduce((x, y) => x * y, 1);
-  const out = Tensor.empty(shape);
+  const out = Tensor.empty(shape, { device: g.device });
   sumAxisKernel({ x: g, out, outer: 1, axis: g.size / inner, inner, scale: 1 });
   return out;
 }
 
 function binary(op: 'add' | 'sub' | 'mul', a: Tensor, b: Tensor): Tensor {
   checkBroadcast(op, a, b);
-  const out = Tensor.empty(a.shape);
+  const out = Tensor.empty(a.shape, { device: a.device });
   binaryKernel({ op, a, b, out });
   if (op === 'mul') {
     const [sa, sb] = saveAll(a, b);
@@ -67,7 +67,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 /** alpha * a + beta. */
 export function scale(a: Tensor, alpha: number, beta = 0): Tensor {
   checkInputs('scale', { a });
-  const out = Tensor.empty(a.shape);
+  const out = Tensor.empty(a.shape, { device: a.device });
   affineKernel({ a, out, alpha, beta });
   return record('scale', out, [a], (g) => [scale(g, alpha)]);
 }
@@ -93,11 +93,11 @@ function reduceAxis(op: 'sum' | 'mean', a: Tensor, axis: number, keepDims: boole
   const inner = a.shape.slice(ax + 1).reduce((x, y) => x * y, 1);
   const n = a.shape[ax];
   const outShape = keepDims ? a.shape.map((d, i) => (i === ax ? 1 : d)) : a.shape.filter((_, i) => i !== ax);
-  const out = Tensor.empty(outShape);
+  const out = Tensor.empty(outShape, { device: a.device });
   const s = op === 'mean' ? 1 / n : 1;
   sumAxisKernel({ x: a, out, outer, axis: n, inner, scale: s });
   return record(op, out, [a], (g) => {
-    const ga = Tensor.empty(a.shape);
+    const ga = Tensor.empty(a.shape, { device: a.device });
     broadcastAxisKernel({ g, out: ga, outer, axis: n, inner, scale: s });
     return [ga];
   });

@@ -33,14 +33,14 @@ export function logprobsFromLogits(logits: Tensor, targets: Tensor, options: Log
   checkTargets('logprobsFromLogits', targets, n);
   const common = { targets, vocabSize, temperature: options.temperature, ignoreIndex: options.ignoreIndex };
   const { logprobs, lse } = tokenLogprobs({ logits, ...common });
-  const out = Tensor.from(logprobs, logits.shape.slice(0, -1));
+  const out = Tensor.from(logprobs, logits.shape.slice(0, -1), { device: logits.device });
   const [sl, st] = saveAll(logits, targets);
   return record(
     'logprobsFromLogits',
     out,
     [logits, null],
     (g) => {
-      const dlogits = Tensor.empty(logits.shape);
+      const dlogits = Tensor.empty(logits.shape, { device: logits.device });
       tokenLogprobsBackward({
         ...common,
         logits: sl,
@@ -81,15 +81,19 @@ export function lmHeadLogprobs(
     chunkSize: options.chunkSize,
   };
   const { logprobs, lse } = fusedLinearLogprobs({ hidden, weight, targets, ...common });
-  const out = Tensor.from(logprobs, hidden.shape.slice(0, -1));
+  const out = Tensor.from(logprobs, hidden.shape.slice(0, -1), { device: hidden.device });
   const [sh, sw, st] = saveAll(hidden, weight, targets);
   return record(
     'lmHeadLogprobs',
     out,
     [hidden, weight, null],
     (g) => {
-      const gradHidden = hidden.requiresGrad ? Tensor.empty(hidden.shape) : undefined;
-      const gradWeight = weight.requiresGrad ? Tensor.zeros(weight.shape) : undefined;
+      const gradHidden = hidden.requiresGrad
+        ? Tensor.empty(hidden.shape, { device: hidden.device })
+        : undefined;
+      const gradWeight = weight.requiresGrad
+        ? Tensor.zeros(weight.shape, { device: weight.device })
+        : undefined;
       fusedLinearLogprobsBackward({
         ...common,
         hidden: sh,

@@ -47,7 +47,7 @@ function gemm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
       `matmul: cannot multiply a ${formatShape(a.shape)}${transA ? '^T' : ''} by b ${formatShape(b.shape)}${transB ? '^T' : ''}`,
     );
   }
-  const out = Tensor.empty([...batchShape, m, n]);
+  const out = Tensor.empty([...batchShape, m, n], { device: a.device });
   if (m > 0 && n > 0) {
     if (k === 0) out.storage.write(new Float32Array(out.size));
     else matmulKernel({ a, b, out, m, n, k, batch, transA, transB, alpha: 1, beta: 0, broadcastB });

@@ -44,7 +44,7 @@ function place(src: Tensor, dst: Tensor, axis: number, start: number): void {
 /** Copies the slice [start, start + length) along `axis` out of `src`. */
 function take(src: Tensor, axis: number, start: number, length: number): Tensor {
   const shape = src.shape.map((d, i) => (i === axis ? length : d));
-  const out = Tensor.empty(shape);
+  const out = Tensor.empty(shape, { device: src.device });
   const [outer, inner] = outerInner(src.shape, axis);
   const cols = length * inner;
   if (outer > 0 && cols > 0) {
@@ -64,7 +64,7 @@ function take(src: Tensor, axis: number, start: number, length: number): Tensor 
 
 /** @internal `g` placed at rows [start, start + g.shape[0]) of zeros of `shape` (slice's backward). */
 export function padRows(g: Tensor, shape: readonly number[], start: number): Tensor {
-  const full = Tensor.zeros(shape);
+  const full = Tensor.zeros(shape, { device: g.device });
   place(g, full, 0, start);
   return full;
 }
@@ -86,7 +86,7 @@ export function narrow(t: Tensor, axis: number, start: number, length: number): 
   }
   const out = take(t, ax, start, length);
   return record('narrow', out, [t], (g) => {
-    const full = Tensor.zeros(t.shape);
+    const full = Tensor.zeros(t.shape, { device: g.device });
     place(g, full, ax, start);
     return [full];
   });
@@ -106,7 +106,10 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
     }
   });
   const total = tensors.reduce((s, t) => s + t.shape[ax], 0);
-  const out = Tensor.empty(first.shape.map((d, i) => (i === ax ? total : d)));
+  const out = Tensor.empty(
+    first.shape.map((d, i) => (i === ax ? total : d)),
+    { device: first.device },
+  );
   const starts: number[] = [];
   let start = 0;
   for (const t of tensors) {
