@@ -311,6 +311,10 @@ export const binaryPath =
   process.env.OTHINK_NATIVE_BINARY ?? join(packageRoot, 'build', 'Release', 'othink_native.node');
 
 function load(): Addon {
+  // Kernels run between JavaScript work on the main thread, and tests / data workers share the
+  // cores: OpenMP threads that spin after each parallel region starve them (measured: a tiny-model
+  // training step 6x slower on a loaded 2-core machine). Sleep instead, unless the user chose.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   if (!existsSync(binaryPath)) {
     throw new Error(
       `@othink/native: the compiled addon is missing (${binaryPath}).\n` +
