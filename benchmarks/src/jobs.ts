@@ -23,6 +23,7 @@ import {
   peakRss,
   type Stats,
   stats,
+  type Task,
   timeInterleaved,
   timeIt,
 } from './timing.js';
@@ -54,12 +55,28 @@ export interface LogprobsJobResult {
   forward: Stats;
   backward: Stats;
   backwardInPlace: Stats;
+  /** Backward into a caller-owned, already-touched `out` buffer (null when the addon has no `out`). */
+  backwardOut: Stats | null;
   naiveForward: Stats;
   naiveBackward: Stats;
   /** max |ours - naive| of the log-probs (all rows) and of dlogits (the first rows). */
   forwardMaxAbsDiff: number;
   backwardMaxAbsDiff: number;
   peakRssBytes: number;
+}
+
+/** Whether this addon's tokenLogprobsBackward writes into a given `out` buffer (newer builds). */
+function supportsOut(): boolean {
+  const v = 8;
+  const logits = uniform(2 * v, -1, 1, 5);
+  const targets = new Int32Array([1, 2]);
+  const lse = tokenLogprobs({ logits, targets, vocabSize: v }).lse;
+  const out = new Float32Array(2 * v);
+  try {
+    return tokenLogprobsBackward({ logits, targets, lse, vocabSize: v, gradLogprobs: lse, out }) === out;
+  } catch {
+    return false;
+  }
 }
 
 export function runLogprobs(job: LogprobsJob): LogprobsJobResult {
@@ -71,21 +88,26 @@ export function runLogprobs(job: LogprobsJob): LogprobsJobResult {
   const lse = tokenLogprobs({ logits, targets, vocabSize: v }).lse;
 
   // Phase A: logits + one more [N, V] buffer. Each round: memcpy logits -> copy (timed: the
-  // bandwidth peer), the in-place backward over that fresh copy, the forward over the logits.
-  progress(`ours (forward, backward in place) and memcpy: ${reps} reps`);
+  // bandwidth peer), the in-place backward over that fresh copy, the backward into a reused `out`
+  // buffer (the same copy, overwritten; when the addon has `out`), the forward over the logits.
+  const hasOut = supportsOut();
+  progress(`ours (forward, backward in place${hasOut ? ', into out' : ''}) and memcpy: ${reps} reps`);
   let copy: Float32Array | null = new Float32Array(n * v).fill(0);
-  const a = timeInterleaved(
-    [
-      { name: 'memcpy', run: () => parallelCopy({ src: logits, dst: copy! }) },
-      {
-        name: 'backwardInPlace',
-        run: () =>
-          tokenLogprobsBackward({ logits: copy!, targets, lse, vocabSize: v, gradLogprobs, inPlace: true }),
-      },
-      { name: 'forward', run: () => tokenLogprobs({ logits, targets, vocabSize: v }) },
-    ],
-    { warmup: 1, reps },
-  );
+  const tasksA: Task[] = [
+    { name: 'memcpy', run: () => parallelCopy({ src: logits, dst: copy! }) },
+    {
+      name: 'backwardInPlace',
+      run: () =>
+        tokenLogprobsBackward({ logits: copy!, targets, lse, vocabSize: v, gradLogprobs, inPlace: true }),
+    },
+    { name: 'forward', run: () => tokenLogprobs({ logits, targets, vocabSize: v }) },
+  ];
+  if (hasOut)
+    tasksA.splice(2, 0, {
+      name: 'backwardOut',
+      run: () => tokenLogprobsBackward({ logits, targets, lse, vocabSize: v, gradLogprobs, out: copy! }),
+    });
+  const a = timeInterleaved(tasksA, { warmup: 1, reps });
   copy = null;
   collectGarbage();
 
@@ -98,7 +120,7 @@ export function runLogprobs(job: LogprobsJob): LogprobsJobResult {
       {
         name: 'backward',
         run: () => {
-          out = tokenLogprobsBackward({ logits, targets, lse, vocabSize: v, gradLogprobs });
+          out = tokenLogprobsBackward({ logits, targets, lse, vocabSize: v, gradLogprobs }) as Float32Array;
         },
       },
       {
@@ -149,7 +171,7 @@ export function runLogprobs(job: LogprobsJob): LogprobsJobResult {
     lse: lse.subarray(0, rows),
     vocabSize: v,
     gradLogprobs: gradLogprobs.subarray(0, rows),
-  });
+  }) as Float32Array;
   const naiveD = naive.logSoftmaxGatherBackward(sub, targets.subarray(0, rows), lse, gradLogprobs, v);
   return {
     n,
@@ -159,6 +181,7 @@ export function runLogprobs(job: LogprobsJob): LogprobsJobResult {
     forward: a.forward,
     backward: b.backward,
     backwardInPlace: a.backwardInPlace,
+    backwardOut: a.backwardOut ?? null,
     naiveForward,
     naiveBackward,
     forwardMaxAbsDiff: maxAbsDiff(ours, naiveLogprobs!),
@@ -258,7 +281,8 @@ export function runFused(job: FusedJob): FusedJobResult {
       bwdSamples.push(now() - t0);
       if (measure) {
         peakExtraBytes = peakRss() - baselineBytes;
-        outputBytes = f.logprobs.byteLength + f.lse.byteLength + (g.gradHidden?.byteLength ?? 0);
+        const gradHidden = g.gradHidden as Float32Array | undefined;
+        outputBytes = f.logprobs.byteLength + f.lse.byteLength + (gradHidden?.byteLength ?? 0);
       }
     };
     progress(`fused N=${n} V=${v} H=${h}: first forward + backward (memory)`);
@@ -332,7 +356,7 @@ export function runFused(job: FusedJob): FusedJobResult {
       lse: f.lse,
       gradLogprobs,
       inPlace: true,
-    });
+    }) as Float32Array;
     const gradHidden = sgemm({ a: dlogits, b: weight, m: n, n: h, k: v });
     sgemm({ a: dlogits, b: hidden, c: gradWeight, m: v, n: h, k: n, transA: true, beta: 1 });
     bwdSamples.push(now() - t0);

@@ -159,6 +159,7 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
       const fwd = bytes / r.forward.median;
       const bwd = (2 * bytes) / r.backward.median;
       const bwdIp = (2 * bytes) / r.backwardInPlace.median;
+      const bwdOut = r.backwardOut ? (2 * bytes) / r.backwardOut.median : null;
       const row: Record<string, unknown> = {
         v,
         n,
@@ -175,6 +176,9 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
         bwdIpMs: ms(r.backwardInPlace.median),
         bwdIpGBs: bwdIp / 1e9,
         bwdIpPct: pct(bwdIp / memcpyRw),
+        bwdOutMs: r.backwardOut ? ms(r.backwardOut.median) : undefined,
+        bwdOutGBs: bwdOut === null ? undefined : bwdOut / 1e9,
+        bwdOutPct: bwdOut === null ? undefined : pct(bwdOut / memcpyRw),
         naiveFwdMs: ms(r.naiveForward.median),
         naiveFwdGBs: bytes / r.naiveForward.median / 1e9,
         fwdSpeedup: r.naiveForward.median / r.forward.median,
@@ -213,6 +217,9 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
     };
   };
 
+  const hasOut = rows.some((r) => r.bwdOutMs !== undefined);
+  if (rows.length && !hasOut)
+    notes.push('This addon has no `out` option on tokenLogprobsBackward: "bwd into out" not measured.');
   const torchCols = torch.ok
     ? [
         { key: 'torchFwdMs', label: 'torch fwd ms' },
@@ -227,7 +234,8 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
       'Bytes counted: forward = N·V·4 (the logits read once); backward = 2·N·V·4 (logits read, dlogits written). ' +
       'memcpy = `parallelCopy` of the same N·V·4 logits bytes over all threads, which moves 2·N·V·4 bytes (read + write); ' +
       '"% of memcpy" = (our bytes/s) / (memcpy read+write bytes/s), measured round-robin in the same process. ' +
-      '"bwd" allocates dlogits (as the API does without `inPlace`, page faults included); "bwd in place" writes over the logits. ' +
+      '"bwd" allocates dlogits (as the API does without `inPlace` or `out`: page faults of fresh memory included); ' +
+      '"bwd in place" writes over the logits; "bwd into out" writes into a caller-owned buffer reused across calls. ' +
       'Naive = plain TypeScript (benchmarks/src/naive.ts), same bytes.',
     tables: [
       {
@@ -247,6 +255,13 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
           { key: 'bwdIpMs', label: 'bwd in-place ms' },
           { key: 'bwdIpGBs', label: 'bwd in-place GB/s' },
           { key: 'bwdIpPct', label: 'bwd in-place % of memcpy', digits: 1 },
+          ...(hasOut
+            ? [
+                { key: 'bwdOutMs', label: 'bwd into out ms' },
+                { key: 'bwdOutGBs', label: 'bwd into out GB/s' },
+                { key: 'bwdOutPct', label: 'bwd into out % of memcpy', digits: 1 },
+              ]
+            : []),
           ...torchCols,
         ],
         rows,
@@ -274,6 +289,7 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
       target('fwdPct', 'Forward'),
       target('bwdPct', 'Backward (allocating dlogits)'),
       target('bwdIpPct', 'Backward in place'),
+      ...(hasOut ? [target('bwdOutPct', 'Backward into a reused `out` buffer')] : []),
     ],
     notes,
     raw,

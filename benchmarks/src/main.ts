@@ -6,6 +6,7 @@
  *   pnpm bench -- --only logprobs    one or more sections (comma-separated): logprobs, fused, rl, gemm, data-text, data-image
  *   pnpm bench -- --out <dir>        output directory (default: bench-results/ at the repository root)
  *   pnpm bench -- --fused-budget <s> seconds one fused-linear configuration may take (default 240)
+ *   pnpm bench -- --threads <n>      threads of the kernels and of memcpy (default: all cores / OMP_NUM_THREADS)
  *
  * Progress goes to stderr; the markdown tables go to stdout and to kernels.md.
  */
@@ -15,7 +16,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { binaryPath, buildInfo } from '@othink/native';
+import { binaryPath, buildInfo, setNumThreads } from '@othink/native';
 import { EXTERNAL_SECTIONS, runExternal } from './external.js';
 import { benchFusedLinear, benchLogprobs, benchRl, type KernelBenchOptions } from './kernels.js';
 import { markdownSection, type SectionResult } from './report.js';
@@ -32,6 +33,7 @@ function usage(): string {
     '  --out <dir>          output directory (default: <repo>/bench-results)',
     '  --fused-budget <s>   seconds one fused-linear configuration may take (default 240)',
     '  --memory-fraction <f> fraction of available memory one configuration may use (default 0.6)',
+    '  --threads <n>        threads of the kernels and of memcpy (default: all cores, or OMP_NUM_THREADS)',
   ].join('\n');
 }
 
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       'fused-budget': { type: 'string', default: '240' },
       'memory-fraction': { type: 'string', default: '0.6' },
+      threads: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -89,6 +92,12 @@ async function main(): Promise<void> {
   const log = (msg: string) =>
     process.stderr.write(`[bench ${(now() - t0).toFixed(0).padStart(4)} s] ${msg}\n`);
 
+  if (values.threads) {
+    const threads = Number(values.threads);
+    // Children (every kernel measurement) read OMP_NUM_THREADS; in-process sections use setNumThreads.
+    process.env.OMP_NUM_THREADS = String(threads);
+    setNumThreads(threads);
+  }
   const info = buildInfo();
   const machine = {
     cpu: cpuModel(),
