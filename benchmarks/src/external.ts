@@ -2,6 +2,7 @@
  * Sections other engineers own, imported dynamically when their files exist so that they show up in
  * `pnpm bench` as soon as they land (and are skipped with a note until then):
  *   - benchmarks/src/gemm.ts            `benchGemm({ quick }): Promise<GemmBenchRow[]>` (ours vs OpenBLAS)
+ *   - benchmarks/src/attention.ts       `benchAttention({ quick }): Promise<AttentionBenchRow[]>`
  *   - packages/data/bench/text.ts       `benchTextPipeline()`
  *   - packages/data/bench/image.ts      `benchImageProcessor()`
  * Their results are rendered generically: an array of flat objects (or `{ rows }`) becomes a table.
@@ -20,6 +21,12 @@ interface External {
 
 export const EXTERNAL_SECTIONS: External[] = [
   { id: 'gemm', title: 'GEMM: ours vs OpenBLAS', path: './gemm.ts', exportName: 'benchGemm' },
+  {
+    id: 'attention',
+    title: 'Attention (CPU, flash-style)',
+    path: './attention.ts',
+    exportName: 'benchAttention',
+  },
   {
     id: 'data-text',
     title: 'Data pipeline: text',
