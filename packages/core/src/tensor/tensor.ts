@@ -265,7 +265,11 @@ export function record(
   backward: BackwardFn,
   save: Tensor[] = [],
 ): Tensor {
-  if (!isGradEnabled() || !inputs.some((t) => t?.requiresGrad)) return out;
+  if (!isGradEnabled()) return out; // saveAll handed back the tensors themselves: nothing to free
+  if (!inputs.some((t) => t?.requiresGrad)) {
+    for (const t of save) t.dispose(); // views from saveAll that no node will own
+    return out;
+  }
   out.requiresGrad = true;
   out.gradFn = new Node(
     name,
@@ -278,5 +282,7 @@ export function record(
 
 /** @internal Retained views for record()'s `save` list. */
 export function saveAll(...tensors: Tensor[]): Tensor[] {
+  // Under noGrad nothing is recorded: no views, nothing to free later.
+  if (!isGradEnabled()) return tensors;
   return tensors.map(saveForBackward);
 }
