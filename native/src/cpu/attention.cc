@@ -259,11 +259,71 @@ void forward_block(const float* q, const float* kp, const float* vn, const Geome
   }
 }
 
+// Few queries against many keys (a decode step against the KV cache): packing K and V would cost
+// as much as the products, so each (batch, head) task reads them in place, one query row at a time:
+// scores of the visible keys, then softmax, then sum_j p_j v_j. Memory bound on K / V.
+void forward_few_queries(const float* q, const float* k, const float* v, const Geometry& g, const AttentionMask& mask,
+                         float scale, float* out, float* lse) {
+  const int threads = g.parallel() ? omp_get_max_threads() : 1;
+  std::vector<float> scratch(static_cast<size_t>(threads * (g.Sk + g.D)));
+#pragma omp parallel num_threads(threads)
+  {
+    float* scores = scratch.data() + omp_get_thread_num() * (g.Sk + g.D);
+    float* acc = scores + g.Sk;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < g.B * g.Hq; ++t) {
+      const int64_t b = t / g.Hq, h = t % g.Hq, hk = h / g.group;
+      const int32_t* key_mask = mask.key_mask ? mask.key_mask + b * g.Sk : nullptr;
+      for (int64_t i = 0; i < g.Sq; ++i) {
+        const float* qi = q + Geometry::at(b, i, h, g.Sq, g.Hq, g.D);
+        const KeyRange range = key_range(g, mask, i);
+        float m = kNegInf;
+        for (int64_t j = range.lo; j < range.hi; ++j) {
+          float s = kNegInf;
+          if (!key_mask || key_mask[j] != 0) {
+            const float* kj = k + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D);
+            float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < g.D; ++d) dot += qi[d] * kj[d];
+            s = dot * scale;
+          }
+          scores[j] = s;
+          m = std::max(m, s);
+        }
+        float* dst = out + Geometry::at(b, i, h, g.Sq, g.Hq, g.D);
+        float* row_lse = lse + t * g.Sq + i;
+        if (m == kNegInf) {  // no visible key (see attention.h)
+          std::fill(dst, dst + g.D, 0.f);
+          *row_lse = kNegInf;
+          continue;
+        }
+        std::fill(acc, acc + g.D, 0.f);
+        float l = 0.f;
+        for (int64_t j = range.lo; j < range.hi; ++j) {
+          if (scores[j] == kNegInf) continue;
+          const float p = simd::exp(scores[j] - m);
+          l += p;
+          const float* vj = v + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D);
+#pragma omp simd
+          for (int64_t d = 0; d < g.D; ++d) acc[d] += p * vj[d];
+        }
+        const float inv = 1.f / l;
+        for (int64_t d = 0; d < g.D; ++d) dst[d] = acc[d] * inv;
+        *row_lse = m + std::log(l);
+      }
+    }
+  }
+}
+
+// Up to this many queries the forward reads K and V in place instead of packing them.
+constexpr int64_t kFewQueries = 8;
+
 }  // namespace
 
 void attention_forward(const float* q, const float* k, const float* v, const AttentionShape& shape,
                        const AttentionMask& mask, float scale, float* out, float* lse) {
   const Geometry g(shape);
+  if (g.Sq <= kFewQueries) return forward_few_queries(q, k, v, g, mask, scale, out, lse);
   const std::vector<float> kp = pack_panels(k, g), vn = pack_rows(v, g);
   const int threads = g.parallel() ? omp_get_max_threads() : 1;
   const int64_t per_thread = kBlockQ * (g.D + kBlockK + g.dp + 2);

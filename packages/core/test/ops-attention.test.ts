@@ -219,22 +219,25 @@ describe('attention: forward and backward against a float64 reference', () => {
   });
 
   it('KV-cache queries (Sq < Sk) are the last rows of the full computation', () => {
-    const full = { B: 2, Sq: 7, Sk: 7, Hq: 4, Hkv: 2, D: 6 };
-    const keyMask = leftPadMask(2, 7, [0, 3]);
+    // Up to 8 queries the kernel reads K / V in place (the decode path), beyond it packs them in
+    // blocks (the prefill path): the prefill of 40 positions and a 2-query decode of the same keys
+    // take different paths and must agree on the last two rows.
+    const S = 40;
+    const full = { B: 2, Sq: S, Sk: S, Hq: 4, Hkv: 2, D: 6 };
+    const keyMask = leftPadMask(2, S, [0, 3]);
     checkAgainstReference({ ...full, Sq: 2 }, { causal: true, keyMask }, 4, 'Sq < Sk');
     checkAgainstReference({ ...full, Sq: 1 }, { causal: true, keyMask }, 5, 'one decode step');
-    // The same numbers from the prefill: queries 5..6 of the full run.
     const { q, k, v } = inputs(full, 6);
     const fullOut = run(q, k, v, full, { causal: true, keyMask }).out;
     const rowLen = full.Hq * full.D;
     const last = new Float32Array(2 * 2 * rowLen);
     for (let b = 0; b < 2; b++)
-      last.set(q.subarray((b * 7 + 5) * rowLen, (b * 7 + 7) * rowLen), b * 2 * rowLen);
+      last.set(q.subarray((b * S + S - 2) * rowLen, (b * S + S) * rowLen), b * 2 * rowLen);
     const decode = run(last, k, v, { ...full, Sq: 2 }, { causal: true, keyMask }).out;
     for (let b = 0; b < 2; b++) {
       expectClose(
         decode.subarray(b * 2 * rowLen, (b + 1) * 2 * rowLen),
-        fullOut.subarray((b * 7 + 5) * rowLen, (b * 7 + 7) * rowLen),
+        fullOut.subarray((b * S + S - 2) * rowLen, (b * S + S) * rowLen),
         { atol: 1e-6 },
         `decode rows of batch ${b}`,
       );
@@ -259,7 +262,8 @@ describe('attention: forward and backward against a float64 reference', () => {
   });
 
   it('sizes past one block: several query / key blocks, partial panels, D of 80 and 128', () => {
-    // 64-query and 64-key blocks, 32-wide panels: 150 positions cross both, with ragged ends.
+    // 64-query and 64-key blocks, 32-wide panels: 150 positions cross both, with ragged ends
+    // (the small cases above, Sq <= 8, take the in-place decode path; these the blocked one).
     const keyMask = leftPadMask(2, 150, [0, 37]);
     checkAgainstReference(
       { B: 2, Sq: 150, Sk: 150, Hq: 2, Hkv: 1, D: 80 },
@@ -279,6 +283,24 @@ describe('attention: forward and backward against a float64 reference', () => {
       12,
       'segments across blocks',
     );
+    // The decode path against a long, left-padded cache (fully masked rows included).
+    checkAgainstReference(
+      { B: 2, Sq: 3, Sk: 300, Hq: 4, Hkv: 2, D: 128 },
+      { causal: true, keyMask: leftPadMask(2, 300, [0, 298]) },
+      15,
+      'decode, long cache',
+    );
+    // Blocked path with fully masked query rows in a whole block: 70 left pads.
+    const { got, ref } = checkAgainstReference(
+      { B: 1, Sq: 100, Sk: 100, Hq: 2, Hkv: 1, D: 16 },
+      { causal: true, keyMask: leftPadMask(1, 100, [70]) },
+      16,
+      'blocked, masked rows',
+    );
+    expect(ref.empty.filter(Boolean).length).toBe(70 * 2);
+    ref.empty.forEach((e, r) => {
+      if (e) expect(Array.from(got.out.subarray(r * 16, (r + 1) * 16)).every((x) => x === 0)).toBe(true);
+    });
   });
 
   it('a custom scale', () => {
@@ -307,6 +329,19 @@ describe('attention: finite-difference gradients', () => {
           data: Float32Array.from(keyMask),
         },
       ],
+    );
+  });
+
+  it('q, k, v: the blocked forward path (more than 8 queries), causal + GQA + padding', () => {
+    gradcheck(
+      (q, k, v, mask) => attention(q, k, v, { causal: true, keyMask: mask }),
+      [
+        { shape: [1, 11, 2, 4] },
+        { shape: [1, 11, 1, 4] },
+        { shape: [1, 11, 1, 4] },
+        { shape: [1, 11], dtype: 'int32', constant: true, data: Float32Array.from(leftPadMask(1, 11, [3])) },
+      ],
+      { seed: 4 },
     );
   });
 
