@@ -8,9 +8,28 @@ export interface PromptBatchLike {
   seqLen: number;
   inputIds: Int32Array;
   attentionMask: Int32Array;
+  /** [patches, patchDim] of every row's images, in row order. */
   pixelValues: Float32Array;
   patchDim: number;
+  /** [images, 3] (t, h, w). */
   imageGridThw: Int32Array;
+  /** [B] images of each row. */
+  imagesPerRow: Int32Array;
+}
+
+/** How a trainer turns its samples into model inputs and completions back into text. */
+export interface TrainDataAdapter<S> {
+  /** Left-padded prompts (with the generation prompt) for generation. */
+  encodePrompts(samples: S[]): PromptBatchLike;
+  /** Prompt + target answer with labels, for SFT. */
+  encodeSft(samples: S[]): SftBatchLike;
+  /** Text of generated ids, special tokens skipped (reward functions see this). */
+  decode(ids: ArrayLike<number>): string;
+  /** A short text of the sample's prompt, for logged completions. */
+  promptText(sample: S): string;
+  /** Ids that end a completion (<|im_end|>, <|endoftext|>). */
+  stopTokenIds: number[];
+  padTokenId: number;
 }
 
 /** Full sequences with labels (-100 outside the assistant answer): @othink/data's SftBatch. */
@@ -76,13 +95,10 @@ export interface SftConfig extends CommonTrainConfig {
   maxLength: number;
 }
 
-/** One logged optimizer step (keys as TRL logs them). */
-export interface StepMetrics {
-  step: number;
+/** What one step computed (keys as TRL logs them). */
+export interface StepValues {
   phase: 'sft' | 'grpo';
   loss: number;
-  learning_rate: number;
-  grad_norm: number;
   tokens_per_second: number;
   /** GRPO only: */
   reward?: number;
@@ -95,6 +111,13 @@ export interface StepMetrics {
   completion_length?: number;
   /** `rewards/<name>/mean` per reward function. */
   [key: string]: number | string | undefined;
+}
+
+/** One logged optimizer step. */
+export interface StepMetrics extends StepValues {
+  step: number;
+  learning_rate: number;
+  grad_norm: number;
 }
 
 export interface CompletionRecord {

@@ -1,0 +1,15 @@
+export {
+  INDEX_FILE,
+  openCheckpoint,
+  type SaveOptions,
+  SINGLE_FILE,
+  saveCheckpointTensors,
+} from './checkpoint.js';
+export {
+  readSafetensorsHeader,
+  readTensor,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  type WriteOptions,
+  writeSafetensors,
+} from './safetensors.js';

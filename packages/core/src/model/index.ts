@@ -1,0 +1,12 @@
+export {
+  parseQwen2VLConfig,
+  type Qwen2VLConfig,
+  type Qwen2VLTextConfig,
+  type Qwen2VLVisionConfig,
+} from './config.js';
+export { type GenerationConfig, type GenerationOutput, generate } from './generate.js';
+export { checkpointNames, parameterShapes } from './parameters.js';
+export { Qwen2VLForConditionalGeneration, type Qwen2VLInputs, type Qwen2VLOutput } from './qwen2vl.js';
+export { getRopeIndex, type RopeIndex, type RopeIndexInput } from './rope-index.js';
+export { Random, type SamplingConfig, sampleToken } from './sampling.js';
+export { visionCuSeqlens, visionRotaryPositions } from './vision.js';

@@ -1,0 +1,81 @@
+// The Qwen2 decoder with M-RoPE (spec section 3): pre-norm layers of GQA attention and a SiLU-gated
+// MLP, and the final RMSNorm.
+import { swiglu } from '../tensor/ops/activation.js';
+import { add } from '../tensor/ops/arithmetic.js';
+import { attention } from '../tensor/ops/attention.js';
+import { linear } from '../tensor/ops/matmul.js';
+import { rmsNorm } from '../tensor/ops/norm.js';
+import { rotary } from '../tensor/ops/rotary.js';
+import { concat } from '../tensor/ops/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { type Qwen2VLTextConfig, textHeadDim } from './config.js';
+
+/** Keys and values of one layer for decoding with a cache: [B, past, Hkv, D]. */
+export interface LayerCache {
+  k: Tensor | null;
+  v: Tensor | null;
+}
+
+export interface DecoderInputs {
+  /** [B, S, H] input embeddings. */
+  hidden: Tensor;
+  /** M-RoPE tables [B, S, head_dim]. */
+  cos: Tensor;
+  sin: Tensor;
+  /** [B, past + S] int32, 1 = attend (left padding is 0). */
+  keyMask?: Tensor;
+}
+
+export class Qwen2Decoder {
+  constructor(
+    readonly config: Qwen2VLTextConfig,
+    private readonly p: (name: string) => Tensor,
+  ) {}
+
+  /** Runs every layer and the final norm; `hiddenStates` (if given) collects each layer's output. */
+  forward(inputs: DecoderInputs, options: { hiddenStates?: Tensor[]; cache?: LayerCache[] } = {}): Tensor {
+    let h = inputs.hidden;
+    for (let l = 0; l < this.config.numHiddenLayers; l++) {
+      h = this.layer(l, h, inputs, options.cache?.[l]);
+      options.hiddenStates?.push(h);
+    }
+    return rmsNorm(h, this.p('model.norm.weight'), this.config.rmsNormEps);
+  }
+
+  private layer(l: number, h: Tensor, inputs: DecoderInputs, cache?: LayerCache): Tensor {
+    const c = this.config;
+    const pre = `model.layers.${l}.`;
+    const [b, s] = h.shape;
+    const d = textHeadDim(c);
+    const x = rmsNorm(h, this.p(`${pre}input_layernorm.weight`), c.rmsNormEps);
+    const proj = (name: string, heads: number) =>
+      linear(x, this.p(`${pre}self_attn.${name}.weight`), this.p(`${pre}self_attn.${name}.bias`)).reshape([
+        b,
+        s,
+        heads,
+        d,
+      ]);
+    const q = rotary(proj('q_proj', c.numAttentionHeads), inputs.cos, inputs.sin);
+    let k = rotary(proj('k_proj', c.numKeyValueHeads), inputs.cos, inputs.sin);
+    let v = proj('v_proj', c.numKeyValueHeads);
+    if (cache) {
+      // The cache keeps keys already rotated (spec 3.3); append this step's.
+      if (cache.k && cache.v) {
+        k = concatSeq(cache.k, k);
+        v = concatSeq(cache.v, v);
+      }
+      cache.k = k;
+      cache.v = v;
+    }
+    const o = attention(q, k, v, { causal: true, keyMask: inputs.keyMask }).reshape([b, s, c.hiddenSize]);
+    h = add(h, linear(o, this.p(`${pre}self_attn.o_proj.weight`)));
+    const y = rmsNorm(h, this.p(`${pre}post_attention_layernorm.weight`), c.rmsNormEps);
+    const gate = linear(y, this.p(`${pre}mlp.gate_proj.weight`));
+    const up = linear(y, this.p(`${pre}mlp.up_proj.weight`));
+    return add(h, linear(swiglu(gate, up), this.p(`${pre}mlp.down_proj.weight`)));
+  }
+}
+
+function concatSeq(past: Tensor, next: Tensor): Tensor {
+  return concat([past, next], 1);
+}

@@ -1,0 +1,243 @@
+// GRPO and GRPO-D (OThink-MR1): sample G completions per prompt, score them with the reward
+// functions, group-normalise the rewards into advantages, and minimise the fused clipped loss with
+// a KL penalty whose weight follows the configured schedule (paper Eq. 3-5; TRL GRPOTrainer).
+import { groupAdvantages, grpoLoss } from '@othink/native';
+import { generate } from '../model/generate.js';
+import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
+import { noGrad } from '../tensor/autograd.js';
+import { narrow } from '../tensor/ops/shape.js';
+import { tidy } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import { modelInputs, selectRows } from './batch.js';
+import { KlController, type KlControllerState } from './kl-controller.js';
+import { Trainer, type TrainerOptions } from './trainer.js';
+import type { GrpoConfig, PromptBatchLike, RewardScorer, StepValues } from './types.js';
+
+/** One generation batch, reused for numIterations optimizer steps. */
+interface Rollout {
+  /** Prompt + completion rows (left-padded prompts, then the completion, its mask in attentionMask). */
+  full: PromptBatchLike;
+  promptLength: number;
+  completionLength: number;
+  completionIds: Int32Array;
+  completionMask: Float32Array;
+  advantages: Float32Array;
+  oldLogprobs?: Float32Array;
+  refLogprobs?: Float32Array;
+  rewardMean: number;
+  rewardStd: number;
+  perFunction: Record<string, number>;
+  meanLength: number;
+}
+
+export interface GrpoTrainerOptions<S> extends TrainerOptions<S, GrpoConfig> {
+  rewards: RewardScorer<S>;
+}
+
+export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
+  private readonly kl: KlController;
+  /** The frozen initial policy (skipped when beta is 0 for the whole run). */
+  private readonly ref: Qwen2VLForConditionalGeneration | null;
+  private rollout: Rollout | null = null;
+
+  constructor(private readonly grpo: GrpoTrainerOptions<S>) {
+    super(grpo);
+    const c = grpo.config;
+    const completions = c.promptsPerStep * c.numGenerations;
+    if (completions % c.perDeviceTrainBatchSize !== 0) {
+      throw new RangeError(
+        `perDeviceTrainBatchSize ${c.perDeviceTrainBatchSize} must divide the ${completions} completions of a step (promptsPerStep ${c.promptsPerStep} x numGenerations ${c.numGenerations})`,
+      );
+    }
+    if (c.numGenerations < 2)
+      throw new RangeError(
+        `numGenerations must be >= 2 (the group std needs two samples), got ${c.numGenerations}`,
+      );
+    this.kl = new KlController(c.beta);
+    this.ref = this.kl.isAlwaysZero() ? null : grpo.model.copy();
+  }
+
+  protected override extraState(): Record<string, unknown> {
+    return { kl: this.kl.state() };
+  }
+
+  protected override loadExtraState(state: Record<string, unknown>): void {
+    if (state.kl) this.kl.load(state.kl as KlControllerState);
+    this.rollout = null;
+  }
+
+  /** Log-probs [rows, n] of the completion tokens under `model` for the given rows of the rollout. */
+  private logprobs(model: Qwen2VLForConditionalGeneration, r: Rollout, rows: number[]): Tensor {
+    const part = selectRows(r.full, rows);
+    const out = model.forward(modelInputs(part));
+    const hidden = narrow(out.hidden, 1, r.promptLength - 1, r.completionLength);
+    const ids = new Int32Array(rows.length * r.completionLength);
+    rows.forEach((row, i) => {
+      ids.set(
+        r.completionIds.subarray(row * r.completionLength, (row + 1) * r.completionLength),
+        i * r.completionLength,
+      );
+    });
+    return model.tokenLogprobs(
+      hidden,
+      Tensor.from(ids, [rows.length, r.completionLength], { dtype: 'int32' }),
+    );
+  }
+
+  private microBatches(): number[][] {
+    const total = this.config.promptsPerStep * this.config.numGenerations;
+    const size = this.config.perDeviceTrainBatchSize;
+    return Array.from({ length: total / size }, (_, k) =>
+      Array.from({ length: size }, (_, i) => k * size + i),
+    );
+  }
+
+  private async generateRollout(step: number): Promise<Rollout> {
+    const c = this.config;
+    const g = c.numGenerations;
+    const samples = this.samples(this.order.take(c.promptsPerStep));
+    const prompts = this.options.data.encodePrompts(samples);
+    const repeated = selectRows(
+      prompts,
+      samples.flatMap((_, b) => new Array<number>(g).fill(b)),
+    );
+    const gen = tidy(() =>
+      generate(this.model, modelInputs(repeated), {
+        doSample: true,
+        temperature: c.temperature,
+        topK: c.topK,
+        topP: c.topP,
+        maxNewTokens: c.maxCompletionLength,
+        stopTokenIds: this.options.data.stopTokenIds,
+        padTokenId: this.options.data.padTokenId,
+        seed: Math.floor(this.rand.next() * 2 ** 32),
+      }),
+    );
+    const rows = repeated.batchSize;
+    const n = gen.length;
+    const texts: string[] = [];
+    for (let r = 0; r < rows; r++) {
+      const ids: number[] = [];
+      for (let t = 0; t < n && gen.completionMask[r * n + t]; t++) ids.push(gen.completionIds[r * n + t]);
+      texts.push(this.options.data.decode(ids));
+    }
+    const rowSamples = samples.flatMap((s) => new Array<S>(g).fill(s));
+    const scored = await this.grpo.rewards(texts, rowSamples);
+    const { advantages, groupStds } = groupAdvantages({
+      rewards: Float32Array.from(scored.total),
+      groupSize: g,
+      scale: c.scaleRewards,
+    });
+    // Full sequences: prompt columns then completion columns; the completion mask extends the prompt's.
+    const s = repeated.seqLen;
+    const inputIds = new Int32Array(rows * (s + n));
+    const attentionMask = new Int32Array(rows * (s + n));
+    for (let r = 0; r < rows; r++) {
+      inputIds.set(repeated.inputIds.subarray(r * s, (r + 1) * s), r * (s + n));
+      inputIds.set(gen.completionIds.subarray(r * n, (r + 1) * n), r * (s + n) + s);
+      attentionMask.set(repeated.attentionMask.subarray(r * s, (r + 1) * s), r * (s + n));
+      attentionMask.set(gen.completionMask.subarray(r * n, (r + 1) * n), r * (s + n) + s);
+    }
+    const rollout: Rollout = {
+      full: { ...repeated, seqLen: s + n, inputIds, attentionMask },
+      promptLength: s,
+      completionLength: n,
+      completionIds: gen.completionIds,
+      completionMask: Float32Array.from(gen.completionMask),
+      advantages,
+      rewardMean: scored.total.reduce((a, x) => a + x, 0) / rows,
+      rewardStd: groupStds.reduce((a, x) => a + x, 0) / groupStds.length,
+      perFunction: Object.fromEntries(
+        Object.entries(scored.perFunction).map(([k, v]) => [k, v.reduce((a, x) => a + x, 0) / v.length]),
+      ),
+      meanLength: gen.completionMask.reduce((a, x) => a + x, 0) / rows,
+    };
+    // Sampling-time log-probs (only needed when a rollout serves several updates) and the reference's.
+    const collect = (model: Qwen2VLForConditionalGeneration) => {
+      const out = new Float32Array(rows * n);
+      for (const mb of this.microBatches())
+        tidy(() => noGrad(() => out.set(this.logprobs(model, rollout, mb).toFloat32Array(), mb[0] * n)));
+      return out;
+    };
+    if (c.numIterations > 1) rollout.oldLogprobs = collect(this.model);
+    if (this.ref) rollout.refLogprobs = collect(this.ref);
+    await this.options.callbacks?.onCompletions?.(
+      texts.map((completion, r) => ({
+        step: step + 1,
+        prompt: this.options.data.promptText(rowSamples[r]),
+        completion,
+        reward: scored.total[r],
+        rewards: Object.fromEntries(Object.entries(scored.perFunction).map(([k, v]) => [k, v[r]])),
+        advantage: advantages[r],
+      })),
+    );
+    return rollout;
+  }
+
+  protected async computeStep(step: number): Promise<StepValues> {
+    const c = this.config;
+    const start = performance.now();
+    if (step % c.numIterations === 0 || !this.rollout) this.rollout = await this.generateRollout(step);
+    const r = this.rollout;
+    const n = r.completionLength;
+    const beta = this.kl.betaAt(step, c.maxSteps);
+    const micro = this.microBatches();
+    const tokensInBatch = r.completionMask.reduce((a, x) => a + x, 0);
+    let loss = 0;
+    let kl = 0;
+    let low = 0;
+    let high = 0;
+    for (const rows of micro) {
+      const slice = (a: Float32Array | undefined) => a?.subarray(rows[0] * n, (rows.at(-1)! + 1) * n);
+      const stats = tidy(() => {
+        const lp = this.logprobs(this.model, r, rows);
+        const values = lp.toFloat32Array();
+        const out = grpoLoss({
+          logprobs: values,
+          oldLogprobs: slice(r.oldLogprobs) ?? values,
+          refLogprobs: slice(r.refLogprobs),
+          advantages: r.advantages.subarray(rows[0], rows.at(-1)! + 1),
+          completionMask: slice(r.completionMask)!,
+          beta,
+          epsilonLow: c.epsilon,
+          epsilonHigh: c.epsilonHigh,
+          lossType: c.lossType,
+          klEstimator: c.klEstimator,
+          maxCompletionLength: c.maxCompletionLength,
+          numItemsInBatch: Math.max(tokensInBatch, 1),
+        });
+        // grpo / bnpo / dr_grpo average inside a micro-batch: micro-batches are averaged here too
+        // (dapo already divides by the tokens of the whole batch).
+        const weight = c.lossType === 'dapo' ? 1 : 1 / micro.length;
+        const grad = (out.gradLogprobs as Float32Array).map((x) => x * weight);
+        lp.backward(Tensor.from(grad, lp.shape));
+        return { loss: out.loss * weight, ...out.stats };
+      });
+      loss += stats.loss;
+      kl += stats.meanKl / micro.length;
+      low += stats.clipRatioLow / micro.length;
+      high += stats.clipRatioHigh / micro.length;
+    }
+    this.kl.update(kl, micro.length * c.perDeviceTrainBatchSize);
+    const seconds = (performance.now() - start) / 1000;
+    return {
+      phase: 'grpo',
+      loss,
+      reward: r.rewardMean,
+      reward_std: r.rewardStd,
+      ...Object.fromEntries(Object.entries(r.perFunction).map(([k, v]) => [`rewards/${k}/mean`, v])),
+      kl,
+      beta,
+      clip_ratio: low + high,
+      'clip_ratio/low': low,
+      'clip_ratio/high': high,
+      completion_length: r.meanLength,
+      tokens_per_second: r.full.attentionMask.reduce((a, x) => a + x, 0) / seconds,
+    };
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.ref?.dispose();
+  }
+}

@@ -1,0 +1,10 @@
+export { modelInputs, selectRows } from './batch.js';
+export { type CheckpointOptions, listCheckpoints, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export { DataOrder } from './data-order.js';
+export { type EvalRecord, type EvalResult, type EvalScorer, evaluate } from './evaluate.js';
+export { GRPOTrainer, type GrpoTrainerOptions } from './grpo-trainer.js';
+export { KlController } from './kl-controller.js';
+export { learningRateAt } from './lr-schedule.js';
+export { SFTTrainer, shiftedTargets } from './sft-trainer.js';
+export { Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
+export type * from './types.js';

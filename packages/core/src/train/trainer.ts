@@ -1,0 +1,142 @@
+// The optimisation loop shared by SFT and GRPO: AdamW with a learning-rate schedule and global
+// gradient-norm clipping, metrics per step, checkpoints (atomic, resumable exactly), clean stop on
+// request, and skipping of non-finite steps.
+import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
+import { Random } from '../model/sampling.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { type CheckpointOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { DataOrder, type DataOrderState } from './data-order.js';
+import { learningRateAt } from './lr-schedule.js';
+import type { CommonTrainConfig, StepValues, TrainDataAdapter, TrainerCallbacks } from './types.js';
+
+export interface TrainResult {
+  steps: number;
+  stoppedEarly: boolean;
+  /** Why the run stopped before maxSteps. */
+  reason?: 'requested' | 'non-finite loss';
+  lastCheckpoint?: string;
+}
+
+/** Consecutive non-finite steps after which a run stops (keeping its last good checkpoint). */
+const MAX_BAD_STEPS = 3;
+
+export interface TrainerOptions<S, C extends CommonTrainConfig> {
+  model: Qwen2VLForConditionalGeneration;
+  data: TrainDataAdapter<S>;
+  train: S[];
+  config: C;
+  callbacks?: TrainerCallbacks;
+  checkpoint?: CheckpointOptions;
+  /** Where warnings go (default console.warn). */
+  warn?: (message: string) => void;
+}
+
+export abstract class Trainer<S, C extends CommonTrainConfig> {
+  readonly model: Qwen2VLForConditionalGeneration;
+  readonly config: C;
+  protected readonly optimizer: AdamW;
+  protected readonly order: DataOrder;
+  /** The run's sampling generator (saved in checkpoints). */
+  protected readonly rand: Random;
+  protected step = 0;
+  private readonly warn: (m: string) => void;
+
+  constructor(protected readonly options: TrainerOptions<S, C>) {
+    this.model = options.model;
+    this.config = options.config;
+    const c = options.config;
+    this.optimizer = new AdamW(this.model.parameters(), {
+      lr: c.learningRate,
+      betas: [c.adamBeta1, c.adamBeta2],
+      eps: c.adamEpsilon,
+      weightDecay: c.weightDecay,
+    });
+    this.order = new DataOrder(options.train.length, c.seed);
+    this.rand = new Random(c.seed);
+    this.warn = options.warn ?? ((m) => console.warn(m));
+  }
+
+  /** Computes the gradients of one optimizer step into the parameters' .grad; returns its metrics. */
+  protected abstract computeStep(step: number): Promise<StepValues>;
+
+  /** Extra state for checkpoints. */
+  protected extraState(): Record<string, unknown> {
+    return {};
+  }
+
+  protected loadExtraState(_state: Record<string, unknown>): void {}
+
+  protected samples(indices: number[]): S[] {
+    return indices.map((i) => this.options.train[i]);
+  }
+
+  private save(): string | undefined {
+    const ck = this.options.checkpoint;
+    if (!ck) return undefined;
+    return saveCheckpoint(ck, this.step, this.model, this.optimizer, {
+      data: this.order.state(),
+      rng: this.rand.state,
+      ...this.extraState(),
+    });
+  }
+
+  async train(): Promise<TrainResult> {
+    const c = this.config;
+    const ck = this.options.checkpoint;
+    let lastCheckpoint: string | undefined;
+    if (ck?.resumeFrom) {
+      const state = loadCheckpoint(ck.resumeFrom, this.model, this.optimizer);
+      this.step = state.step as number;
+      this.order.load(state.data as DataOrderState);
+      this.rand.state = state.rng as number;
+      this.loadExtraState(state);
+      lastCheckpoint = ck.resumeFrom;
+    }
+    let badSteps = 0;
+    const params = this.model.parameters();
+    while (this.step < c.maxSteps) {
+      const metrics = await this.computeStep(this.step);
+      if (!Number.isFinite(metrics.loss)) {
+        this.optimizer.zeroGrad();
+        this.step += 1;
+        badSteps += 1;
+        this.warn(
+          `step ${this.step}: loss is ${metrics.loss}; the update was skipped (${badSteps} in a row)`,
+        );
+        if (badSteps >= MAX_BAD_STEPS)
+          return { steps: this.step, stoppedEarly: true, reason: 'non-finite loss', lastCheckpoint };
+        continue;
+      }
+      badSteps = 0;
+      const norm = clipGradNorm(params, c.maxGradNorm);
+      const lr = learningRateAt(this.step, c.maxSteps, c.learningRate, c.lrSchedulerType, c.warmupSteps);
+      this.optimizer.update({ lr });
+      this.optimizer.zeroGrad();
+      this.step += 1;
+      await this.options.callbacks?.onStep?.({
+        ...metrics,
+        step: this.step,
+        learning_rate: lr,
+        grad_norm: norm.totalNorm,
+      });
+      const due = ck && ck.saveSteps > 0 && this.step % ck.saveSteps === 0;
+      if (this.options.callbacks?.shouldStop?.()) {
+        return {
+          steps: this.step,
+          stoppedEarly: true,
+          reason: 'requested',
+          lastCheckpoint: this.save() ?? lastCheckpoint,
+        };
+      }
+      if (due) lastCheckpoint = this.save();
+    }
+    if (ck && !lastCheckpoint?.endsWith(`checkpoint-${this.step}`)) lastCheckpoint = this.save();
+    return { steps: this.step, stoppedEarly: false, lastCheckpoint };
+  }
+
+  /** Frees the optimizer state. */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}

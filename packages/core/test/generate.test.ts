@@ -1,0 +1,129 @@
+import { dirname } from 'node:path';
+import { expectClose, Fixture, fixturePath } from '@othink/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generate, noGrad, Qwen2VLForConditionalGeneration, Tensor, tidy } from '../src/index.js';
+
+const model = Qwen2VLForConditionalGeneration.fromPretrained(
+  dirname(fixturePath('qwen2vl-tiny/model.safetensors')),
+);
+afterAll(() => model.dispose());
+const V = 512;
+const UNUSED_ID = 511; // never generated: the fixtures decode exactly max_new_tokens, EOS included
+
+function promptOf(f: Fixture) {
+  const [batch, seqLen] = f.shape('input_ids');
+  return {
+    batch,
+    seqLen,
+    inputIds: f.i32('input_ids'),
+    attentionMask: f.i32('attention_mask'),
+    pixelValues: Tensor.from(f.f32('pixel_values'), f.shape('pixel_values')),
+    imageGridThw: f.i32('image_grid_thw'),
+  };
+}
+
+describe('generation with a KV cache', () => {
+  for (const name of ['case-generate', 'case-generate-batch']) {
+    it(`${name}: greedy ids exact, every step's logits within 1e-4`, () => {
+      const f = new Fixture(`qwen2vl-tiny/${name}.safetensors`);
+      const inputs = promptOf(f);
+      const n = f.scalar('max_new_tokens');
+      const steps: Float32Array[] = [];
+      const out = tidy(() =>
+        generate(model, inputs, {
+          doSample: false,
+          maxNewTokens: n,
+          stopTokenIds: [UNUSED_ID],
+          stopWhenAllDone: false,
+          onStepLogits: (_, logits) => steps.push(Float32Array.from(logits)),
+        }),
+      );
+      expect(Array.from(out.completionIds)).toEqual(Array.from(f.i32('generated_ids')));
+      expect(Array.from(out.sequences)).toEqual(Array.from(f.i32('sequences')));
+      expect(Array.from(out.ropeDeltas)).toEqual(Array.from(f.i32('rope_deltas')));
+      const ref = f.f64('step_logits'); // [B, n, V]
+      const b = inputs.batch;
+      for (let k = 0; k < n; k++) {
+        const want: number[] = [];
+        for (let row = 0; row < b; row++)
+          want.push(...ref.subarray((row * n + k) * V, (row * n + k + 1) * V));
+        expectClose(steps[k], want, { atol: 1e-4, rtol: 1e-4 }, `step ${k} logits`);
+      }
+    });
+  }
+
+  it('decoding with the cache equals recomputing the full sequence', () => {
+    const f = new Fixture('qwen2vl-tiny/case-generate-batch.safetensors');
+    const inputs = promptOf(f);
+    const out = tidy(() =>
+      generate(model, inputs, {
+        doSample: false,
+        maxNewTokens: 6,
+        stopTokenIds: [UNUSED_ID],
+        stopWhenAllDone: false,
+      }),
+    );
+    // Full forward over prompt + first 5 tokens: its last position predicts token 6.
+    const s = inputs.seqLen + 5;
+    const seq = new Int32Array(inputs.batch * s);
+    const mask = new Int32Array(inputs.batch * s);
+    for (let row = 0; row < inputs.batch; row++) {
+      seq.set(out.sequences.subarray(row * (inputs.seqLen + 6), row * (inputs.seqLen + 6) + s), row * s);
+      mask.set(inputs.attentionMask.subarray(row * inputs.seqLen, (row + 1) * inputs.seqLen), row * s);
+      mask.fill(1, row * s + inputs.seqLen, (row + 1) * s);
+    }
+    const lastTokens = tidy(() =>
+      noGrad(() => {
+        const full = model.forward({ ...inputs, inputIds: seq, seqLen: s, attentionMask: mask });
+        const logits = model.logits(full.hidden).toFloat32Array();
+        return Array.from({ length: inputs.batch }, (_, row) => {
+          const r = logits.subarray((row * s + s - 1) * V, (row * s + s) * V);
+          return r.indexOf(Math.max(...r));
+        });
+      }),
+    );
+    expect(lastTokens).toEqual(
+      Array.from({ length: inputs.batch }, (_, row) => out.completionIds[row * 6 + 5]),
+    );
+  });
+
+  it('sampling is seeded; stop tokens end a row and the mask covers them', () => {
+    const f = new Fixture('qwen2vl-tiny/case-generate-batch.safetensors');
+    const inputs = promptOf(f);
+    const run = (seed: number) =>
+      tidy(() =>
+        generate(model, inputs, {
+          doSample: true,
+          temperature: 1,
+          topK: 50,
+          topP: 0.95,
+          maxNewTokens: 10,
+          seed,
+        }),
+      );
+    const a = run(7);
+    expect(Array.from(run(7).completionIds)).toEqual(Array.from(a.completionIds));
+    // Stop on the first generated token of row 0: its mask is [1, 0, 0, ...] and the rest is padding.
+    const first = a.completionIds[0];
+    const stopped = tidy(() =>
+      generate(model, inputs, {
+        doSample: true,
+        topK: 50,
+        topP: 0.95,
+        maxNewTokens: 10,
+        seed: 7,
+        stopTokenIds: [first],
+        padTokenId: 496,
+      }),
+    );
+    expect(stopped.completionMask[0]).toBe(1);
+    expect(Array.from(stopped.completionMask.subarray(1, stopped.length))).toEqual(
+      new Array(stopped.length - 1).fill(0),
+    );
+    expect(stopped.completionIds[1]).toBe(496);
+    for (let i = 0; i < a.logprobs.length; i++) expect(a.logprobs[i]).toBeLessThanOrEqual(0);
+    expect(() => generate(model, inputs, { doSample: true, topP: 0, maxNewTokens: 2 })).toThrow(
+      /topP must be in \(0, 1\]/,
+    );
+  });
+});

@@ -1,0 +1,259 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { expectClose, fixturePath } from '@othink/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  GRPOTrainer,
+  type GrpoConfig,
+  listCheckpoints,
+  Qwen2VLForConditionalGeneration,
+  SFTTrainer,
+  type SftConfig,
+  type StepMetrics,
+  type TrainDataAdapter,
+} from '../src/index.js';
+
+// A text-only task on the tiny fixture model (ids 0..495 are text, 496 pad, 497/498 im_start/end):
+// the "answer" to a prompt is its last id repeated. Enough to exercise the trainers' mechanics.
+interface Sample {
+  prompt: number[];
+  answer: number[];
+}
+const PAD = 496;
+const END = 498;
+const samples: Sample[] = Array.from({ length: 12 }, (_, i) => {
+  const prompt = [497, ...Array.from({ length: 3 + (i % 4) }, (_, j) => (i * 37 + j * 11) % 400)];
+  return { prompt, answer: [prompt.at(-1)!, prompt.at(-1)!, END] };
+});
+
+const data: TrainDataAdapter<Sample> = {
+  encodePrompts(batch) {
+    const s = Math.max(...batch.map((x) => x.prompt.length));
+    const inputIds = new Int32Array(batch.length * s).fill(PAD);
+    const attentionMask = new Int32Array(batch.length * s);
+    batch.forEach((x, b) => {
+      inputIds.set(x.prompt, b * s + s - x.prompt.length);
+      attentionMask.fill(1, b * s + s - x.prompt.length, (b + 1) * s);
+    });
+    return {
+      batchSize: batch.length,
+      seqLen: s,
+      inputIds,
+      attentionMask,
+      pixelValues: new Float32Array(0),
+      patchDim: 0,
+      imageGridThw: new Int32Array(0),
+      imagesPerRow: new Int32Array(batch.length),
+    };
+  },
+  encodeSft(batch) {
+    const s = Math.max(...batch.map((x) => x.prompt.length + x.answer.length));
+    const inputIds = new Int32Array(batch.length * s).fill(PAD);
+    const attentionMask = new Int32Array(batch.length * s);
+    const labels = new Int32Array(batch.length * s).fill(-100);
+    batch.forEach((x, b) => {
+      const row = [...x.prompt, ...x.answer];
+      inputIds.set(row, b * s);
+      attentionMask.fill(1, b * s, b * s + row.length);
+      labels.set(x.answer, b * s + x.prompt.length);
+    });
+    return {
+      batchSize: batch.length,
+      seqLen: s,
+      inputIds,
+      attentionMask,
+      labels,
+      pixelValues: new Float32Array(0),
+      patchDim: 0,
+      imageGridThw: new Int32Array(0),
+      imagesPerRow: new Int32Array(batch.length),
+    };
+  },
+  decode: (ids) => Array.from(ids).join(' '),
+  promptText: (x) => x.prompt.join(' '),
+  stopTokenIds: [END],
+  padTokenId: PAD,
+};
+
+const modelDir = dirname(fixturePath('qwen2vl-tiny/model.safetensors'));
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'othink-train-'));
+  dirs.push(d);
+  return d;
+}
+
+const common = {
+  learningRate: 3e-3,
+  lrSchedulerType: 'constant' as const,
+  warmupSteps: 0,
+  weightDecay: 0,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-8,
+  maxGradNorm: 1,
+  gradientAccumulationSteps: 2,
+  seed: 5,
+};
+
+describe('SFTTrainer', () => {
+  it('lowers the loss, and a resumed run repeats the uninterrupted one bit for bit', async () => {
+    const config: SftConfig = { ...common, maxSteps: 6, perDeviceTrainBatchSize: 3, maxLength: 64 };
+    const run = async (dir: string, resumeFrom?: string) => {
+      const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
+      const steps: StepMetrics[] = [];
+      const trainer = new SFTTrainer({
+        model,
+        data,
+        train: samples,
+        config,
+        callbacks: { onStep: (m) => void steps.push(m) },
+        checkpoint: { dir, saveSteps: 3, saveTotalLimit: 2, resumeFrom },
+      });
+      const result = await trainer.train();
+      trainer.dispose();
+      model.dispose();
+      return { steps, result };
+    };
+    const dir = tempDir();
+    const full = await run(dir);
+    expect(full.result).toMatchObject({ steps: 6, stoppedEarly: false });
+    expect(full.steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(full.steps[5].loss).toBeLessThan(full.steps[0].loss);
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([3, 6]);
+    const resumed = await run(tempDir(), join(dir, 'checkpoint-3'));
+    expect(resumed.steps.map((m) => m.step)).toEqual([4, 5, 6]);
+    expect(resumed.steps.map((m) => m.loss)).toEqual(full.steps.slice(3).map((m) => m.loss));
+    expect(resumed.steps.map((m) => m.grad_norm)).toEqual(full.steps.slice(3).map((m) => m.grad_norm));
+  });
+
+  it('stops cleanly on request with a checkpoint', async () => {
+    const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
+    const dir = tempDir();
+    let n = 0;
+    const trainer = new SFTTrainer({
+      model,
+      data,
+      train: samples,
+      config: { ...common, maxSteps: 10, perDeviceTrainBatchSize: 2, maxLength: 64 },
+      callbacks: { onStep: () => void n++, shouldStop: () => n >= 2 },
+      checkpoint: { dir, saveSteps: 0, saveTotalLimit: 0 },
+    });
+    const result = await trainer.train();
+    expect(result).toMatchObject({ steps: 2, stoppedEarly: true, reason: 'requested' });
+    expect(result.lastCheckpoint).toBe(join(dir, 'checkpoint-2'));
+    trainer.dispose();
+    model.dispose();
+  });
+});
+
+describe('GRPOTrainer', () => {
+  // Reward: how many completion tokens repeat the prompt's last id (a verifiable toy reward).
+  const rewards = async (completions: string[], batch: Sample[]) => {
+    const total = completions.map(
+      (c, i) => c.split(' ').filter((t) => Number(t) === batch[i].prompt.at(-1)).length / 4,
+    );
+    return { total, perFunction: { repeat: total } };
+  };
+  const config: GrpoConfig = {
+    ...common,
+    learningRate: 1e-3,
+    gradientAccumulationSteps: 1,
+    maxSteps: 4,
+    numGenerations: 4,
+    promptsPerStep: 2,
+    perDeviceTrainBatchSize: 4,
+    maxCompletionLength: 6,
+    temperature: 1,
+    topK: 0,
+    topP: 1,
+    beta: { type: 'dynamic', betaMin: 0.04, betaMax: 0.1, exploreFraction: 0.3 },
+    epsilon: 0.2,
+    epsilonHigh: 0.28,
+    numIterations: 2,
+    lossType: 'grpo',
+    scaleRewards: 'group',
+    klEstimator: 'k3',
+  };
+
+  it('logs every metric, follows the GRPO-D schedule, and resumes exactly', async () => {
+    const run = async (dir: string, resumeFrom?: string) => {
+      const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
+      const steps: StepMetrics[] = [];
+      let completions = 0;
+      const trainer = new GRPOTrainer({
+        model,
+        data,
+        train: samples,
+        rewards,
+        config,
+        callbacks: {
+          onStep: (m) => void steps.push(m),
+          onCompletions: (r) => {
+            completions += r.length;
+          },
+        },
+        checkpoint: { dir, saveSteps: 2, saveTotalLimit: 0, resumeFrom },
+      });
+      await trainer.train();
+      trainer.dispose();
+      model.dispose();
+      return { steps, completions };
+    };
+    const dir = tempDir();
+    const full = await run(dir);
+    expect(full.steps).toHaveLength(4);
+    // One rollout of 2 prompts x 4 completions per numIterations = 2 steps.
+    expect(full.completions).toBe(16);
+    for (const m of full.steps) {
+      for (const key of [
+        'loss',
+        'reward',
+        'reward_std',
+        'rewards/repeat/mean',
+        'kl',
+        'beta',
+        'clip_ratio',
+        'completion_length',
+        'learning_rate',
+        'grad_norm',
+        'tokens_per_second',
+      ]) {
+        expect(Number.isFinite(m[key]), `${key} at step ${m.step}`).toBe(true);
+      }
+    }
+    // beta(s) of Eq. 3 with t = 4, w = 1.2: 0.07, 0.045, 0.0443, 0.0729 (s = 0..3).
+    expectClose(
+      full.steps.map((m) => m.beta as number),
+      [0, 1, 2, 3].map((s) => (s <= 1.2 ? 0.07 - 0.03 * (s / 1.2) : 0.04 + (0.06 * (s - 1.2)) / 2.8)),
+      { atol: 1e-12 },
+      'beta',
+    );
+    // The second update of a rollout sees a ratio != 1 (the policy moved): clipping can happen.
+    expect(full.steps[0].kl).toBe(0);
+    const resumed = await run(tempDir(), join(dir, 'checkpoint-2'));
+    expect(resumed.steps.map((m) => m.loss)).toEqual(full.steps.slice(2).map((m) => m.loss));
+    expect(resumed.steps.map((m) => m.reward)).toEqual(full.steps.slice(2).map((m) => m.reward));
+  });
+
+  it('explains a micro-batch that does not divide the step', () => {
+    const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
+    expect(
+      () =>
+        new GRPOTrainer({
+          model,
+          data,
+          train: samples,
+          rewards,
+          config: { ...config, perDeviceTrainBatchSize: 3 },
+        }),
+    ).toThrow(
+      /perDeviceTrainBatchSize 3 must divide the 8 completions of a step \(promptsPerStep 2 x numGenerations 4\)/,
+    );
+    model.dispose();
+  });
+});
