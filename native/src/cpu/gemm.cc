@@ -72,40 +72,30 @@ void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
 }
 #endif
 
-// Packs `lines` x kc of a matrix (element (x, p) at src[x * sx + p * sp]) into consecutive
-// micro-panels of `width` lines, each stored depth-major: panel[p * width + x]. Lines past `lines`
-// are zero, so the kernel may compute full-width tiles at the edges. One of sx / sp is 1:
-// - sx == 1 (A^T, B): each depth step is a contiguous run; walk it a whole row at a time, as rows
-//   of a large matrix (the 151936-row LM head) are far apart and only a sequential read streams.
-// - sp == 1 (A, B^T): a transpose, in 8 x 8 SIMD blocks where it can (x @ W^T packs W this way).
-void pack_block(const float* src, int64_t sx, int64_t sp, int64_t lines, int64_t kc, int64_t width, float* dst) {
+// Packs one micro-panel: panel[p * width + x] = src[x * sx + p * sp] for x < lines, p < kc, and
+// zeros for lines <= x < width, so the kernel may compute full-width tiles at the edges.
+// One of sx / sp is 1: either each depth step is a contiguous copy (A^T, B) or the panel is a
+// transpose (A, B^T), done in 8 x 8 SIMD blocks where it can (the forward x @ W^T packs W so).
+void pack_panel(const float* src, int64_t sx, int64_t sp, int64_t lines, int64_t kc, int64_t width, float* dst) {
   if (sx == 1) {
     for (int64_t p = 0; p < kc; ++p) {
-      for (int64_t x0 = 0; x0 < lines; x0 += width) {
-        const int64_t w = std::min(width, lines - x0);
-        float* d = dst + x0 * kc + p * width;
-        std::memcpy(d, src + p * sp + x0, static_cast<size_t>(w) * sizeof(float));
-        std::fill(d + w, d + width, 0.f);
-      }
+      std::memcpy(dst + p * width, src + p * sp, static_cast<size_t>(lines) * sizeof(float));
+      std::fill(dst + p * width + lines, dst + (p + 1) * width, 0.f);
     }
     return;
   }
-  for (int64_t x0 = 0; x0 < lines; x0 += width) {
-    float* panel = dst + x0 * kc;
-    const int64_t w = std::min(width, lines - x0);
-    int64_t x = 0;
+  int64_t x = 0;
 #if defined(__AVX__)
-    for (; x + 8 <= w; x += 8) {
-      int64_t p = 0;
-      for (; p + 8 <= kc; p += 8) transpose8x8(src + (x0 + x) * sx + p, sx, panel + p * width + x, width);
-      for (; p < kc; ++p)
-        for (int64_t i = x; i < x + 8; ++i) panel[p * width + i] = src[(x0 + i) * sx + p];
-    }
-#endif
-    for (; x < w; ++x)
-      for (int64_t p = 0; p < kc; ++p) panel[p * width + x] = src[(x0 + x) * sx + p];
-    for (int64_t p = 0; p < kc; ++p) std::fill(panel + p * width + w, panel + (p + 1) * width, 0.f);
+  for (; x + 8 <= lines; x += 8) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) transpose8x8(src + x * sx + p, sx, dst + p * width + x, width);
+    for (; p < kc; ++p)
+      for (int64_t i = x; i < x + 8; ++i) dst[p * width + i] = src[i * sx + p];
   }
+#endif
+  for (; x < lines; ++x)
+    for (int64_t p = 0; p < kc; ++p) dst[p * width + x] = src[x * sx + p];
+  for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * width + lines, dst + (p + 1) * width, 0.f);
 }
 
 // kKernels[r - 1] computes an r-row tile, so the last row panel of a block wastes no FMAs.
@@ -134,37 +124,54 @@ void gemm_rect(const Problem& pr, int64_t i0, int64_t i1, int64_t j0, int64_t j1
     for (int64_t pc = 0; pc < pr.k; pc += kKc) {
       const int64_t kc = std::min(kKc, pr.k - pc);
       const float beta = pc == 0 ? pr.beta : 1.f;
-      pack_block(pr.a + ic * pr.a_sx + pc * pr.a_sp, pr.a_sx, pr.a_sp, mc, kc, kMr, abuf);
+      const float* a = pr.a + ic * pr.a_sx + pc * pr.a_sp;
       for (int64_t jc = j0; jc < j1; jc += kNc) {
         const int64_t nc = std::min(kNc, j1 - jc);
-        pack_block(pr.b + jc * pr.b_sx + pc * pr.b_sp, pr.b_sx, pr.b_sp, nc, kc, kNr, bbuf);
+        const float* b = pr.b + jc * pr.b_sx + pc * pr.b_sp;
         for (int64_t ir = 0; ir < mc; ir += kMr) {
-          const Kernel kernel = kKernels[std::min<int64_t>(kMr, mc - ir) - 1];
+          const int64_t rows = std::min<int64_t>(kMr, mc - ir);
+          // Each panel is packed right before its first use rather than in a separate pass: the
+          // source streams from memory while the previous micro-kernels compute, and the packed
+          // copy is still in L1 when it is first read (matters when A or B is read only once,
+          // e.g. the 933 MB LM-head weight in dHidden = dLogits @ W).
+          if (jc == j0) pack_panel(a + ir * pr.a_sx, pr.a_sx, pr.a_sp, rows, kc, kMr, abuf + ir * kc);
           float* crow = pr.c + (ic + ir) * pr.ldc + jc;
-          for (int64_t jr = 0; jr < nc; jr += kNr)
-            kernel(kc, abuf + ir * kc, bbuf + jr * kc, crow + jr, pr.ldc, std::min<int64_t>(kNr, nc - jr), pr.alpha, beta);
+          for (int64_t jr = 0; jr < nc; jr += kNr) {
+            const int64_t cols = std::min<int64_t>(kNr, nc - jr);
+            if (ir == 0) pack_panel(b + jr * pr.b_sx, pr.b_sx, pr.b_sp, cols, kc, kNr, bbuf + jr * kc);
+            kKernels[rows - 1](kc, abuf + ir * kc, bbuf + jr * kc, crow + jr, pr.ldc, cols, pr.alpha, beta);
+          }
         }
       }
     }
   }
 }
 
-// Splits C into a tm x tn grid of per-thread rectangles. Each thread packs all of the A rows and
-// B columns its rectangle touches, so the cost of a split is its (padded) area plus the packing
-// of its perimeter: tall-skinny C (110 x 151936) splits the long side, square C whichever side
-// keeps the tiles squarest. One packed element costs about as much as 16 multiply-adds.
-std::pair<int, int> thread_grid(int64_t m, int64_t n, int threads) {
-  std::pair<int, int> best{1, threads};
-  double best_cost = -1;
-  for (int tm = 1; tm <= threads; ++tm) {
-    if (threads % tm != 0) continue;
-    const int tn = threads / tm;
-    const double rows = static_cast<double>(ceil_div(ceil_div(m, kMr), tm) * kMr);
-    const double cols = static_cast<double>(ceil_div(ceil_div(n, kNr), tn) * kNr);
+// The threads share C as a grid of rectangles ("units") of whole micro-panels, handed out
+// dynamically so that a thread that the OS preempts (the machine is shared) holds up at most one
+// unit. Whoever computes a unit packs all the A rows and B columns it touches, so a split costs its
+// padded area plus the packing of its perimeter (one packed element ~ 16 multiply-adds): first
+// pick the per-thread split that minimises this (tall-skinny C such as 110 x 151936 splits its long
+// side, square C whichever side keeps the pieces squarest), then cut each thread's piece into
+// units of about kUnit x kUnit, large enough for packing to stay near 1% of the work.
+constexpr int64_t kUnit = 1024;
+
+std::pair<int64_t, int64_t> unit_grid(int64_t m, int64_t n, int threads) {
+  if (threads == 1) return {1, 1};
+  const int64_t mp = ceil_div(m, kMr), np = ceil_div(n, kNr);
+  int64_t tm = 1;
+  double best = -1;
+  for (int64_t t = 1; t <= threads; ++t) {
+    if (threads % t != 0) continue;
+    const double rows = static_cast<double>(ceil_div(mp, t) * kMr);
+    const double cols = static_cast<double>(ceil_div(np, threads / t) * kNr);
     const double cost = rows * cols + 16 * (rows + cols);
-    if (best_cost < 0 || cost < best_cost) best = {tm, tn}, best_cost = cost;
+    if (best < 0 || cost < best) tm = t, best = cost;
   }
-  return best;
+  const int64_t tn = threads / tm;
+  const int64_t um = tm * std::max<int64_t>(1, (m / tm + kUnit / 2) / kUnit);
+  const int64_t un = tn * std::max<int64_t>(1, (n / tn + kUnit / 2) / kUnit);
+  return {std::min(um, mp), std::min(un, np)};
 }
 
 // Packing scratch of the calling thread, kept between calls so that repeated GEMMs neither
@@ -208,18 +215,19 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   const int64_t per_thread = a_floats + ceil_div(std::min(kNc, ceil_div(n, kNr) * kNr) * kc, 16) * 16;
   float* buffers = scratch(static_cast<size_t>(per_thread * max_threads));
 
+  const auto [um, un] = unit_grid(m, n, max_threads);
+  const int64_t mp = ceil_div(m, kMr), np = ceil_div(n, kNr);
 #pragma omp parallel num_threads(max_threads)
   {
-    // The team may be smaller than asked (nested call, thread limit): split among who is here.
-    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const auto [tm, tn] = thread_grid(m, n, threads);
-    const int ti = t / tn, tj = t % tn;
-    // Whole micro-panels per thread, spread evenly; only the last rectangle has ragged edges.
-    const int64_t mp = ceil_div(m, kMr), np = ceil_div(n, kNr);
-    const int64_t i0 = std::min(m, mp * ti / tm * kMr), i1 = std::min(m, mp * (ti + 1) / tm * kMr);
-    const int64_t j0 = std::min(n, np * tj / tn * kNr), j1 = std::min(n, np * (tj + 1) / tn * kNr);
-    float* abuf = buffers + t * per_thread;
-    if (i0 < i1 && j0 < j1) gemm_rect(pr, i0, i1, j0, j1, abuf, abuf + a_floats);
+    float* abuf = buffers + omp_get_thread_num() * per_thread;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < um * un; ++u) {
+      // Row-major unit order: consecutive units share A rows, which are then still in cache.
+      const int64_t ui = u / un, uj = u % un;
+      const int64_t i0 = mp * ui / um * kMr, i1 = std::min(m, mp * (ui + 1) / um * kMr);
+      const int64_t j0 = np * uj / un * kNr, j1 = std::min(n, np * (uj + 1) / un * kNr);
+      gemm_rect(pr, i0, i1, j0, j1, abuf, abuf + a_floats);
+    }
   }
 }
 
