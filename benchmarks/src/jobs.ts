@@ -177,7 +177,7 @@ export function runLogprobs(job: LogprobsJob): LogprobsJobResult {
     n,
     v,
     logitsBytes: bytes,
-    memcpy: stats([...a.memcpy.samples, ...b.memcpy.samples]),
+    memcpy: stats([...a.memcpy.samples, ...b.memcpy.samples], [a.memcpy.faults ?? 0, b.memcpy.faults ?? 0]),
     forward: a.forward,
     backward: b.backward,
     backwardInPlace: a.backwardInPlace,

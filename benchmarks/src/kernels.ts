@@ -173,6 +173,7 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
         bwdMs: ms(r.backward.median),
         bwdGBs: bwd / 1e9,
         bwdPct: pct(bwd / memcpyRw),
+        bwdFaults: r.backward.faults,
         bwdIpMs: ms(r.backwardInPlace.median),
         bwdIpGBs: bwdIp / 1e9,
         bwdIpPct: pct(bwdIp / memcpyRw),
@@ -252,6 +253,7 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
           { key: 'bwdMs', label: 'bwd ms' },
           { key: 'bwdGBs', label: 'bwd GB/s' },
           { key: 'bwdPct', label: 'bwd % of memcpy', digits: 1 },
+          { key: 'bwdFaults', label: 'bwd page faults / call', digits: 0 },
           { key: 'bwdIpMs', label: 'bwd in-place ms' },
           { key: 'bwdIpGBs', label: 'bwd in-place GB/s' },
           { key: 'bwdIpPct', label: 'bwd in-place % of memcpy', digits: 1 },
@@ -548,6 +550,7 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
       naiveMs: ms(r.naive.median),
       naiveGBs: r.bytes / r.naive.median / 1e9,
       speedup: r.naive.median / r.ours.median,
+      oursFaults: r.ours.faults,
       diff: r.maxAbsDiff,
     });
   }
@@ -577,6 +580,7 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
           { key: 'naiveMs', label: 'naive ms' },
           { key: 'naiveGBs', label: 'naive GB/s' },
           { key: 'speedup', label: 'speed-up', digits: 1 },
+          { key: 'oursFaults', label: 'ours page faults / call', digits: 0 },
           { key: 'diff', label: 'max abs diff' },
         ],
         rows,

@@ -13,6 +13,8 @@ export interface Stats {
   /** Timed repetitions (warm-ups excluded). */
   reps: number;
   samples: number[];
+  /** Minor page faults per timed run (mean), counted outside the timed window. */
+  faults?: number;
 }
 
 /** Seconds since an arbitrary origin, nanosecond resolution. */
@@ -27,8 +29,14 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-export function stats(samples: readonly number[]): Stats {
+/** Minor page faults of this process so far (first touches of fresh memory). */
+export function pageFaults(): number {
+  return process.resourceUsage().minorPageFault;
+}
+
+export function stats(samples: readonly number[], faults?: readonly number[]): Stats {
   return {
+    ...(faults?.length ? { faults: faults.reduce((a, b) => a + b, 0) / faults.length } : {}),
     median: median(samples),
     min: samples.length ? Math.min(...samples) : Number.NaN,
     max: samples.length ? Math.max(...samples) : Number.NaN,
@@ -58,15 +66,21 @@ export interface TimeOptions {
 export function timeIt(fn: () => unknown, opts: TimeOptions = {}): Stats {
   const { warmup = 1, reps = 5, before, after } = opts;
   const samples: number[] = [];
+  const faults: number[] = [];
   for (let r = 0; r < warmup + reps; r++) {
     before?.();
+    const f0 = pageFaults();
     const t0 = now();
     fn();
     const t = now() - t0;
+    const f = pageFaults() - f0;
     after?.();
-    if (r >= warmup) samples.push(t);
+    if (r >= warmup) {
+      samples.push(t);
+      faults.push(f);
+    }
   }
-  return stats(samples);
+  return stats(samples, faults);
 }
 
 export interface Task {
@@ -88,17 +102,23 @@ export function timeInterleaved(
 ): Record<string, Stats> {
   const { warmup = 1, reps = 5 } = opts;
   const samples: Record<string, number[]> = Object.fromEntries(tasks.map((t) => [t.name, []]));
+  const faults: Record<string, number[]> = Object.fromEntries(tasks.map((t) => [t.name, []]));
   for (let r = 0; r < warmup + reps; r++) {
     for (const task of tasks) {
       task.before?.();
+      const f0 = pageFaults();
       const t0 = now();
       task.run();
       const t = now() - t0;
+      const f = pageFaults() - f0;
       task.after?.();
-      if (r >= warmup) samples[task.name].push(t);
+      if (r >= warmup) {
+        samples[task.name].push(t);
+        faults[task.name].push(f);
+      }
     }
   }
-  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, stats(v)]));
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, stats(v, faults[k])]));
 }
 
 /** Bytes per second in GB/s (1e9 bytes). */
