@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -41,62 +42,85 @@ static_assert(kBlockK % kPanel == 0, "key blocks are whole panels");
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 
+// A register broadcast. (simd::splat(x) is f32v{} + x, which keeps a scalar x + 0.f in front of
+// every broadcast, since -0.f + 0.f is not -0.f; in the micro-kernel's inner loop that add costs.)
+inline f32v bcast(float x) { return f32v{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+static_assert(kLanes == 16, "bcast spells out 16 lanes");
+
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// C[r][0:32) = (accumulate ? C[r][0:32) : 0) + sum_{p < kc} A(r, p) * B[p][0:32) for r < R, with
-// A(r, p) = a[r * a_rs + p * a_ps] (broadcast, any layout: Q, P or P^T) and B rows ldb apart.
-template <int R>
+// C[r][0:16V) = (accumulate ? C[r][0:16V) : 0) + sum_{p < kc} A(r, p) * B[p][0:16V) for r < R,
+// with A(r, p) = a[r * a_rs + p * a_ps] (broadcast, any layout: Q, P, P^T or K in place) and B rows
+// ldb apart; V vectors of 16 columns (R x V accumulators in registers).
+template <int R, int V>
 inline void tile(int64_t kc, const float* a, int64_t a_rs, int64_t a_ps, const float* b, int64_t ldb, float* c,
                  int64_t ldc, bool accumulate) {
-  f32v acc0[R], acc1[R];
+  f32v acc[R][V];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = simd::splat(0.f);
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int x = 0; x < V; ++x) acc[r][x] = simd::splat(0.f);
   for (int64_t p = 0; p < kc; ++p) {
-    const f32v b0 = simd::load(b + p * ldb), b1 = simd::load(b + p * ldb + kLanes);
+    f32v bv[V];
+#pragma GCC unroll 2
+    for (int x = 0; x < V; ++x) bv[x] = simd::load(b + p * ldb + x * kLanes);
     const float* ap = a + p * a_ps;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const f32v av = simd::splat(ap[r * a_rs]);
-      acc0[r] += av * b0;
-      acc1[r] += av * b1;
+      const f32v av = bcast(ap[r * a_rs]);
+#pragma GCC unroll 2
+      for (int x = 0; x < V; ++x) acc[r][x] += av * bv[x];
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    if (accumulate) {
-      simd::store(cr, simd::load(cr) + acc0[r]);
-      simd::store(cr + kLanes, simd::load(cr + kLanes) + acc1[r]);
-    } else {
-      simd::store(cr, acc0[r]);
-      simd::store(cr + kLanes, acc1[r]);
-    }
+#pragma GCC unroll 2
+    for (int x = 0; x < V; ++x)
+      simd::store(cr + x * kLanes, accumulate ? simd::load(cr + x * kLanes) + acc[r][x] : acc[r][x]);
   }
 }
 
-// C[rows][cols] (+)= A (rows x kc) @ B (kc x cols); cols is a multiple of kPanel and column panel t
+// C[rows][cols] (+)= A (rows x kc) @ B (kc x cols); cols is a multiple of 16 V and column panel t
 // of B starts at b + t * b_cs (rows ldb apart): b_cs = kPanel for a row-major B, D * kPanel for K / V
 // packed in key panels. Panels outer, so one B panel stays in L1 while the row tiles sweep it.
+template <int V = 2>
 void matmul_tiles(int64_t rows, int64_t cols, int64_t kc, const float* a, int64_t a_rs, int64_t a_ps,
                   const float* b, int64_t ldb, int64_t b_cs, float* c, int64_t ldc, bool accumulate) {
-  for (int64_t c0 = 0; c0 < cols; c0 += kPanel) {
-    const float* bp = b + (c0 / kPanel) * b_cs;
+  constexpr int64_t kWidth = V * kLanes;
+  for (int64_t c0 = 0; c0 < cols; c0 += kWidth) {
+    const float* bp = b + (c0 / kWidth) * b_cs;
     for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
       const float* ap = a + r0 * a_rs;
       float* cp = c + r0 * ldc + c0;
       switch (std::min<int64_t>(kTileRows, rows - r0)) {
-        case 8: tile<8>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        case 7: tile<7>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        case 6: tile<6>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        case 5: tile<5>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        case 4: tile<4>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        case 3: tile<3>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        case 2: tile<2>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
-        default: tile<1>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 8: tile<8, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 7: tile<7, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 6: tile<6, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 5: tile<5, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 4: tile<4, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 3: tile<3, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        case 2: tile<2, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
+        default: tile<1, V>(kc, ap, a_rs, a_ps, bp, ldb, cp, ldc, accumulate); break;
       }
     }
   }
+}
+
+// Buffers of the calling thread kept between calls, by slot: repeated calls (every layer, every
+// step) neither allocate nor page-fault on fresh memory. Like the sgemm's packing scratch, they
+// stay at the largest size used (tens of MB for 2K-token sequences); contents are not preserved.
+enum Slot { kSlotK, kSlotV, kSlotKRows, kSlotDk, kSlotDv, kSlotScratch, kSlots };
+float* workspace(Slot slot, size_t floats) {
+  thread_local std::vector<float> buffers[kSlots];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < floats) {
+    b.clear();
+    b.shrink_to_fit();
+    b.resize(floats);
+  }
+  return b.data();
 }
 
 // Sizes derived once per call.
@@ -116,14 +140,14 @@ struct Geometry {
 
 // K or V [B, Sk, Hkv, D] as [B * Hkv][skp / 32][D][32]: key panels, transposed, zero past Sk. A
 // product against K^T then reads B[p = d][32 keys] as two contiguous vectors.
-std::vector<float> pack_panels(const float* x, const Geometry& g) {
+const float* pack_panels(const float* x, const Geometry& g, Slot slot) {
   const int64_t panels = g.skp / kPanel;
-  std::vector<float> dst(static_cast<size_t>(g.B * g.Hkv * g.skp * g.D));
+  float* dst = workspace(slot, static_cast<size_t>(g.B * g.Hkv * g.skp * g.D));
 #pragma omp parallel for collapse(2) if (g.parallel()) schedule(static)
   for (int64_t bh = 0; bh < g.B * g.Hkv; ++bh) {
     for (int64_t jp = 0; jp < panels; ++jp) {
       const int64_t b = bh / g.Hkv, hk = bh % g.Hkv;
-      float* panel = dst.data() + (bh * panels + jp) * g.D * kPanel;
+      float* panel = dst + (bh * panels + jp) * g.D * kPanel;
       for (int64_t c = 0; c < kPanel; ++c) {
         const int64_t j = jp * kPanel + c;
         const float* row = j < g.Sk ? x + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D) : nullptr;
@@ -135,13 +159,15 @@ std::vector<float> pack_panels(const float* x, const Geometry& g) {
 }
 
 // K or V [B, Sk, Hkv, D] as row-major [B * Hkv][skp][dp], zero padded, for products against K / V.
-std::vector<float> pack_rows(const float* x, const Geometry& g) {
-  std::vector<float> dst(static_cast<size_t>(g.B * g.Hkv * g.skp * g.dp), 0.f);
+const float* pack_rows(const float* x, const Geometry& g, Slot slot) {
+  float* dst = workspace(slot, static_cast<size_t>(g.B * g.Hkv * g.skp * g.dp));
 #pragma omp parallel for collapse(2) if (g.parallel()) schedule(static)
   for (int64_t bh = 0; bh < g.B * g.Hkv; ++bh) {
-    for (int64_t j = 0; j < g.Sk; ++j) {
+    for (int64_t j = 0; j < g.skp; ++j) {
       const int64_t b = bh / g.Hkv, hk = bh % g.Hkv;
-      std::copy_n(x + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D), g.D, dst.data() + (bh * g.skp + j) * g.dp);
+      float* row = dst + (bh * g.skp + j) * g.dp;
+      if (j < g.Sk) std::copy_n(x + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D), g.D, row);
+      std::fill(row + (j < g.Sk ? g.D : 0), row + g.dp, 0.f);
     }
   }
   return dst;
@@ -259,57 +285,102 @@ void forward_block(const float* q, const float* kp, const float* vn, const Geome
   }
 }
 
-// Few queries against many keys (a decode step against the KV cache): packing K and V would cost
-// as much as the products, so each (batch, head) task reads them in place, one query row at a time:
-// scores of the visible keys, then softmax, then sum_j p_j v_j. Memory bound on K / V.
+// Few queries against many keys (a decode step against the KV cache). Packing K and V would cost
+// more than the products, and each kv head is shared by a GQA group of query heads, so a task is
+// one (batch, kv head) and its rows are the group's queries, up to kPanel at a time:
+//   S^T [keys][rows] = K Q^T with the micro-kernel, K read in place (broadcast along its rows) and
+//   Q^T a [D][32] panel; masking and a two-pass softmax per column, vectorised across the rows;
+//   O[row] += p v_j with v_j read in place. K and V are read once per panel of rows.
 void forward_few_queries(const float* q, const float* k, const float* v, const Geometry& g, const AttentionMask& mask,
                          float scale, float* out, float* lse) {
+  const int64_t rows = g.group * g.Sq;  // row r: query head hk * group + r / Sq, query r % Sq
   const int threads = g.parallel() ? omp_get_max_threads() : 1;
-  std::vector<float> scratch(static_cast<size_t>(threads * (g.Sk + g.D)));
+  const int64_t per_thread = g.D * kPanel + g.Sk * kPanel + kPanel * g.D;
+  float* scratch = workspace(kSlotScratch, static_cast<size_t>(threads * per_thread));
+  const int64_t ldk = g.Hkv * g.D;
 #pragma omp parallel num_threads(threads)
   {
-    float* scores = scratch.data() + omp_get_thread_num() * (g.Sk + g.D);
-    float* acc = scores + g.Sk;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < g.B * g.Hq; ++t) {
-      const int64_t b = t / g.Hq, h = t % g.Hq, hk = h / g.group;
-      const int32_t* key_mask = mask.key_mask ? mask.key_mask + b * g.Sk : nullptr;
-      for (int64_t i = 0; i < g.Sq; ++i) {
-        const float* qi = q + Geometry::at(b, i, h, g.Sq, g.Hq, g.D);
-        const KeyRange range = key_range(g, mask, i);
-        float m = kNegInf;
-        for (int64_t j = range.lo; j < range.hi; ++j) {
-          float s = kNegInf;
-          if (!key_mask || key_mask[j] != 0) {
-            const float* kj = k + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D);
-            float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t d = 0; d < g.D; ++d) dot += qi[d] * kj[d];
-            s = dot * scale;
+    float* qt = scratch + omp_get_thread_num() * per_thread;  // [D][32] scaled Q^T
+    float* st = qt + g.D * kPanel;                                     // [keys][32] scores, then P
+    float* acc = st + g.Sk * kPanel;                                   // [32][D] unnormalised output
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int64_t bk = 0; bk < g.B * g.Hkv; ++bk) {
+      for (int64_t r0 = 0; r0 < rows; r0 += kPanel) {
+        const int64_t b = bk / g.Hkv, hk = bk % g.Hkv, nr = std::min(kPanel, rows - r0);
+        auto head_of = [&](int64_t c) { return hk * g.group + (r0 + c) / g.Sq; };
+        auto query_of = [&](int64_t c) { return (r0 + c) % g.Sq; };
+        alignas(64) int32_t lo[kPanel], hi[kPanel];
+        int64_t jmin = g.Sk, jmax = 0;
+        for (int64_t c = 0; c < kPanel; ++c) {
+          KeyRange range{0, 0};  // padding columns see nothing
+          if (c < nr) range = key_range(g, mask, query_of(c));
+          lo[c] = static_cast<int32_t>(range.lo);
+          hi[c] = static_cast<int32_t>(range.hi);
+          if (range.lo < range.hi) jmin = std::min(jmin, range.lo), jmax = std::max(jmax, range.hi);
+          const float* src = c < nr ? q + Geometry::at(b, query_of(c), head_of(c), g.Sq, g.Hq, g.D) : nullptr;
+          for (int64_t d = 0; d < g.D; ++d) qt[d * kPanel + c] = src ? src[d] * scale : 0.f;
+        }
+        const int64_t nk = std::max<int64_t>(jmax - jmin, 0);
+        const float* kfirst = k + Geometry::at(b, std::min(jmin, g.Sk - 1), hk, g.Sk, g.Hkv, g.D);
+        // Up to 16 rows (a decode step of a GQA group): one vector of columns, half the FMAs. The
+        // columns left unwritten are padding, hidden below whatever they hold.
+        if (nk > 0 && nr <= kLanes) matmul_tiles<1>(nk, kLanes, g.D, kfirst, ldk, 1, qt, kPanel, 0, st, kPanel, false);
+        else if (nk > 0) matmul_tiles<2>(nk, kPanel, g.D, kfirst, ldk, 1, qt, kPanel, 0, st, kPanel, false);
+        // Hide what each column may not see, and find the column maxima.
+        const int32_t* key_mask = mask.key_mask ? mask.key_mask + b * g.Sk : nullptr;
+        simd::i32v vlo[2], vhi[2];
+        std::memcpy(vlo, lo, sizeof vlo);
+        std::memcpy(vhi, hi, sizeof vhi);
+        f32v vmax[2] = {simd::splat(kNegInf), simd::splat(kNegInf)};
+        const f32v neg_inf = simd::splat(kNegInf);
+        for (int64_t j = jmin; j < jmax; ++j) {
+          float* srow = st + (j - jmin) * kPanel;
+          const bool masked = key_mask && key_mask[j] == 0;
+          for (int half = 0; half < 2; ++half) {
+            const simd::i32v vj = simd::i32v{} + static_cast<int32_t>(j);
+            const simd::i32v visible = (vlo[half] <= vj) & (vj < vhi[half]);
+            const f32v sv = masked ? neg_inf : (visible ? simd::load(srow + half * kLanes) : neg_inf);
+            simd::store(srow + half * kLanes, sv);
+            vmax[half] = simd::max(vmax[half], sv);
           }
-          scores[j] = s;
-          m = std::max(m, s);
         }
-        float* dst = out + Geometry::at(b, i, h, g.Sq, g.Hq, g.D);
-        float* row_lse = lse + t * g.Sq + i;
-        if (m == kNegInf) {  // no visible key (see attention.h)
-          std::fill(dst, dst + g.D, 0.f);
-          *row_lse = kNegInf;
-          continue;
+        // P = exp(S - max) (columns with nothing visible: centre 0, so exp(-inf) = 0, not NaN).
+        f32v centre[2], sum[2] = {simd::splat(0.f), simd::splat(0.f)};
+        for (int half = 0; half < 2; ++half) centre[half] = vmax[half] == neg_inf ? simd::splat(0.f) : vmax[half];
+        for (int64_t j = jmin; j < jmax; ++j) {
+          float* srow = st + (j - jmin) * kPanel;
+          for (int half = 0; half < 2; ++half) {
+            const f32v p = simd::exp(simd::load(srow + half * kLanes) - centre[half]);
+            simd::store(srow + half * kLanes, p);
+            sum[half] += p;
+          }
         }
-        std::fill(acc, acc + g.D, 0.f);
-        float l = 0.f;
-        for (int64_t j = range.lo; j < range.hi; ++j) {
-          if (scores[j] == kNegInf) continue;
-          const float p = simd::exp(scores[j] - m);
-          l += p;
+        std::fill(acc, acc + nr * g.D, 0.f);
+        for (int64_t j = jmin; j < jmax; ++j) {
+          const float* srow = st + (j - jmin) * kPanel;
           const float* vj = v + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D);
+          for (int64_t c = 0; c < nr; ++c) {
+            const float p = srow[c];
+            if (p == 0.f) continue;
+            float* ac = acc + c * g.D;
 #pragma omp simd
-          for (int64_t d = 0; d < g.D; ++d) acc[d] += p * vj[d];
+            for (int64_t d = 0; d < g.D; ++d) ac[d] += p * vj[d];
+          }
         }
-        const float inv = 1.f / l;
-        for (int64_t d = 0; d < g.D; ++d) dst[d] = acc[d] * inv;
-        *row_lse = m + std::log(l);
+        for (int64_t c = 0; c < nr; ++c) {
+          const int64_t h = head_of(c), i = query_of(c);
+          const float m = vmax[c / kLanes][c % kLanes], l = sum[c / kLanes][c % kLanes];
+          float* dst = out + Geometry::at(b, i, h, g.Sq, g.Hq, g.D);
+          float* row_lse = lse + (b * g.Hq + h) * g.Sq + i;
+          if (m == kNegInf) {  // no visible key (see attention.h)
+            std::fill(dst, dst + g.D, 0.f);
+            *row_lse = kNegInf;
+            continue;
+          }
+          const float inv = 1.f / l;
+          for (int64_t d = 0; d < g.D; ++d) dst[d] = acc[c * g.D + d] * inv;
+          *row_lse = m + std::log(l);
+        }
       }
     }
   }
@@ -324,16 +395,17 @@ void attention_forward(const float* q, const float* k, const float* v, const Att
                        const AttentionMask& mask, float scale, float* out, float* lse) {
   const Geometry g(shape);
   if (g.Sq <= kFewQueries) return forward_few_queries(q, k, v, g, mask, scale, out, lse);
-  const std::vector<float> kp = pack_panels(k, g), vn = pack_rows(v, g);
+  const float* kp = pack_panels(k, g, kSlotK);
+  const float* vn = pack_rows(v, g, kSlotV);
   const int threads = g.parallel() ? omp_get_max_threads() : 1;
   const int64_t per_thread = kBlockQ * (g.D + kBlockK + g.dp + 2);
-  std::vector<float> scratch(static_cast<size_t>(threads * per_thread));
+  float* scratch = workspace(kSlotScratch, static_cast<size_t>(threads * per_thread));
   std::vector<KeyRange> ranges(static_cast<size_t>(threads * kBlockQ));
   const int64_t blocks = ceil_div(g.Sq, kBlockQ), tasks = g.B * g.Hq * blocks;
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
-    float* base = scratch.data() + thread * per_thread;
+    float* base = scratch + thread * per_thread;
     ForwardScratch w;
     w.qs = base;
     w.s = w.qs + kBlockQ * g.D;
@@ -347,7 +419,7 @@ void attention_forward(const float* q, const float* k, const float* v, const Att
       // schedule hands out the long tasks early and ends balanced.
       const int64_t qb = blocks - 1 - t % blocks, bh = t / blocks;
       const int64_t i0 = qb * kBlockQ;
-      forward_block(q, kp.data(), vn.data(), g, mask, scale, bh / g.Hq, bh % g.Hq, i0, std::min(kBlockQ, g.Sq - i0),
+      forward_block(q, kp, vn, g, mask, scale, bh / g.Hq, bh % g.Hq, i0, std::min(kBlockQ, g.Sq - i0),
                     w, out, lse);
     }
   }
@@ -358,21 +430,24 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         float* dq, float* dk, float* dv) {
   if (!dq && !dk && !dv) return;
   const Geometry g(shape);
-  const std::vector<float> kp = pack_panels(k, g), vp = pack_panels(v, g), kn = pack_rows(k, g);
-  // dK and dV of every query head (summed over each GQA group at the end).
+  const float* kp = pack_panels(k, g, kSlotK);
+  const float* vp = pack_panels(v, g, kSlotV);
+  const float* kn = pack_rows(k, g, kSlotKRows);
+  // dK and dV of every query head (summed over each GQA group at the end; zeroed by their task).
   const size_t head_kv = static_cast<size_t>(g.skp * g.dp);
-  std::vector<float> dk_heads(dk ? g.B * g.Hq * head_kv : 0, 0.f), dv_heads(dv ? g.B * g.Hq * head_kv : 0, 0.f);
+  float* dk_heads = dk ? workspace(kSlotDk, g.B * g.Hq * head_kv) : nullptr;
+  float* dv_heads = dv ? workspace(kSlotDv, g.B * g.Hq * head_kv) : nullptr;
   const int threads = g.parallel() ? omp_get_max_threads() : 1;
   // Per thread: Q (scaled), dO and dQ of one head [Sq][dp], rowsum(dO * O) [Sq], the P and dP / dS
   // tiles; and the key ranges of a query block.
   const int64_t per_thread = 3 * g.Sq * g.dp + g.Sq + 2 * kBlockQ * kBlockK;
-  std::vector<float> scratch(static_cast<size_t>(threads * per_thread));
+  float* scratch = workspace(kSlotScratch, static_cast<size_t>(threads * per_thread));
   std::vector<KeyRange> all_ranges(static_cast<size_t>(threads * kBlockQ));
   const int64_t tasks = g.B * g.Hq;
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
-    float* qs = scratch.data() + thread * per_thread;
+    float* qs = scratch + thread * per_thread;
     float* dos = qs + g.Sq * g.dp;
     float* dqs = dos + g.Sq * g.dp;
     float* delta = dqs + g.Sq * g.dp;
@@ -384,22 +459,27 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       const int64_t b = t / g.Hq, h = t % g.Hq, hk = h / g.group;
       for (int64_t i = 0; i < g.Sq; ++i) {
         const int64_t at = Geometry::at(b, i, h, g.Sq, g.Hq, g.D);
-        double dot = 0.0;  // rowsum(dO * O): a cancelling sum, kept in double
-        for (int64_t d = 0; d < g.D; ++d) {
-          qs[i * g.dp + d] = q[at + d] * scale;
-          dos[i * g.dp + d] = grad_out[at + d];
-          dot += static_cast<double>(grad_out[at + d]) * out[at + d];
-        }
-        std::fill(qs + i * g.dp + g.D, qs + (i + 1) * g.dp, 0.f);
-        std::fill(dos + i * g.dp + g.D, dos + (i + 1) * g.dp, 0.f);
+        const float *qi = q + at, *gi = grad_out + at, *oi = out + at;
+        float* qrow = qs + i * g.dp;
+        float* grow = dos + i * g.dp;
+#pragma omp simd
+        for (int64_t d = 0; d < g.D; ++d) qrow[d] = qi[d] * scale;
+        std::copy_n(gi, g.D, grow);
+        std::fill(qrow + g.D, qrow + g.dp, 0.f);
+        std::fill(grow + g.D, grow + g.dp, 0.f);
+        double dot = 0.0;  // rowsum(dO * O): dS subtracts it from dP, so it is kept in double
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < g.D; ++d) dot += static_cast<double>(gi[d]) * oi[d];
         delta[i] = static_cast<float>(dot);
       }
       std::fill(dqs, dqs + g.Sq * g.dp, 0.f);
-      const float* kpb = kp.data() + (b * g.Hkv + hk) * g.skp * g.D;
-      const float* vpb = vp.data() + (b * g.Hkv + hk) * g.skp * g.D;
-      const float* knb = kn.data() + (b * g.Hkv + hk) * g.skp * g.dp;
-      float* dkh = dk ? dk_heads.data() + t * head_kv : nullptr;
-      float* dvh = dv ? dv_heads.data() + t * head_kv : nullptr;
+      const float* kpb = kp + (b * g.Hkv + hk) * g.skp * g.D;
+      const float* vpb = vp + (b * g.Hkv + hk) * g.skp * g.D;
+      const float* knb = kn + (b * g.Hkv + hk) * g.skp * g.dp;
+      float* dkh = dk ? dk_heads + t * head_kv : nullptr;
+      float* dvh = dv ? dv_heads + t * head_kv : nullptr;
+      if (dkh) std::fill(dkh, dkh + head_kv, 0.f);
+      if (dvh) std::fill(dvh, dvh + head_kv, 0.f);
       const float* lse_h = lse + t * g.Sq;
       const int32_t* key_mask = mask.key_mask ? mask.key_mask + b * g.Sk : nullptr;
       for (int64_t i0 = 0; i0 < g.Sq; i0 += kBlockQ) {
@@ -452,13 +532,13 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         for (int pass = 0; pass < 2; ++pass) {
           float* dst = pass == 0 ? dk : dv;
           if (!dst) continue;
-          const float* heads = (pass == 0 ? dk_heads : dv_heads).data();
+          const float* heads = (pass == 0 ? dk_heads : dv_heads) + (b * g.Hq + hk * g.group) * head_kv + j * g.dp;
           float* row = dst + Geometry::at(b, j, hk, g.Sk, g.Hkv, g.D);
-          for (int64_t d = 0; d < g.D; ++d) {
-            float sum = 0.f;
-            for (int64_t gi = 0; gi < g.group; ++gi)
-              sum += heads[(b * g.Hq + hk * g.group + gi) * head_kv + j * g.dp + d];
-            row[d] = sum;
+          std::copy_n(heads, g.D, row);
+          for (int64_t gi = 1; gi < g.group; ++gi) {
+            const float* src = heads + gi * head_kv;
+#pragma omp simd
+            for (int64_t d = 0; d < g.D; ++d) row[d] += src[d];
           }
         }
       }
