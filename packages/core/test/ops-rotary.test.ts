@@ -187,6 +187,16 @@ describe('RoPE tables (spec §2.4, §3.5)', () => {
       expect(Array.from(m.sin.toFloat32Array())).toEqual(Array.from(plain.sin.toFloat32Array()));
       const c = m.cos.toFloat32Array();
       expect(c[3 * 16 + 1]).toBeCloseTo(Math.cos(5 * invFreq[1]), 6);
+      // Sparse positions skip the per-position table: the same float32 angle, computed directly.
+      const far = mropeCosSin(
+        i32([3, 90001, 3, 90001, 3, 90001], [3, 1, 2]),
+        invFreq,
+        [2, 3, 3],
+      ).sin.toFloat32Array();
+      for (let j = 0; j < 8; j++) {
+        expect(far[j]).toBe(Math.fround(Math.sin(Math.fround(3 * invFreq[j]))));
+        expect(far[16 + j]).toBe(Math.fround(Math.sin(Math.fround(90001 * invFreq[j]))));
+      }
     });
   });
 

@@ -3,8 +3,9 @@
 //   position from the component whose mrope_section chunk holds j, in both halves of the head;
 // - the vision tower's 2-D RoPE (spec §2.4): the first half of each half of the head rotates by
 //   the patch row (hpos), the second half by the column (wpos).
-// Angles are float32 products (HF does them in float32; a Float32Array store rounds the exact
-// double product once, as a float32 multiply does), cos / sin of them rounded to float32.
+// Angles are float32 products (HF does them in float32; Math.fround of the double product, exact
+// for positions below 2^29, rounds once as a float32 multiply does), cos / sin of them rounded to
+// float32.
 // Position ids are integers and carry no gradient (spec §8.10), so this is plain TS, not a kernel.
 import type { Device } from '../dtype.js';
 import { formatShape, Tensor } from '../tensor.js';
@@ -38,15 +39,47 @@ export interface RopeTableOptions {
   device?: Device;
 }
 
-/** cos / sin of angle rows: angles [rows, half] -> tables [rows, 2 * half] (both halves equal). */
-function tables(angles: Float32Array, rows: number, half: number, shape: number[], device: Device): CosSin {
+/**
+ * cos / sin tables [rows, 2 * half] (both halves equal) of the angles positionAt(r, j) * freq[j],
+ * each a float32 product as in HF. Positions are small integers shared by many rows, so cos and sin
+ * are evaluated once per (position, frequency) and gathered (HF too gathers from a pos * f table);
+ * `positions` holds every position used, for their range.
+ */
+function tables(
+  rows: number,
+  freq: Float32Array,
+  positions: ArrayLike<number>,
+  positionAt: (r: number, j: number) => number,
+  shape: number[],
+  device: Device,
+): CosSin {
+  const half = freq.length;
+  let lo = 0;
+  let hi = -1;
+  for (let i = 0; i < positions.length; i++) {
+    if (i === 0 || positions[i] < lo) lo = positions[i];
+    if (i === 0 || positions[i] > hi) hi = positions[i];
+  }
+  const span = hi - lo + 1;
+  // Dense positions (always, in practice): a [span, half] table; sparse huge ones: direct.
+  const memo = span <= 4 * rows;
+  const cosTab = new Float32Array(memo ? span * half : 0);
+  const sinTab = new Float32Array(memo ? span * half : 0);
+  for (let p = 0; memo && p < span; p++) {
+    for (let j = 0; j < half; j++) {
+      const a = f32((lo + p) * freq[j]);
+      cosTab[p * half + j] = Math.cos(a);
+      sinTab[p * half + j] = Math.sin(a);
+    }
+  }
   const cos = new Float32Array(rows * 2 * half);
   const sin = new Float32Array(rows * 2 * half);
   for (let r = 0; r < rows; r++) {
     for (let j = 0; j < half; j++) {
-      const a = angles[r * half + j];
-      const c = Math.cos(a);
-      const s = Math.sin(a);
+      const p = positionAt(r, j);
+      const a = memo ? 0 : f32(p * freq[j]);
+      const c = memo ? cosTab[(p - lo) * half + j] : Math.cos(a);
+      const s = memo ? sinTab[(p - lo) * half + j] : Math.sin(a);
       const at = r * 2 * half + j;
       cos[at] = c;
       cos[at + half] = c;
@@ -93,11 +126,14 @@ export function mropeCosSin(
   const [, batch, seq] = positionIds.shape;
   const rows = batch * seq;
   const pos = positionIds.toTypedArray();
-  const angles = new Float32Array(rows * half);
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < half; j++) angles[r * half + j] = pos[component[j] * rows + r] * invFreq[j];
-  }
-  return tables(angles, rows, half, [batch, seq, 2 * half], options.device ?? positionIds.device);
+  return tables(
+    rows,
+    invFreq,
+    pos,
+    (r, j) => pos[component[j] * rows + r],
+    [batch, seq, 2 * half],
+    options.device ?? positionIds.device,
+  );
 }
 
 /**
@@ -119,17 +155,20 @@ export function visionRotaryCosSin(
   if (!Number.isInteger(headDim) || headDim < 4 || headDim % 4 !== 0) {
     throw new RangeError(`visionRotaryCosSin: headDim must be a positive multiple of 4 (got ${headDim})`);
   }
-  const freq = ropeInvFreq(headDim / 2, theta);
-  const quarter = freq.length;
-  const half = 2 * quarter;
+  const f = ropeInvFreq(headDim / 2, theta);
+  const quarter = f.length;
+  // Frequency j of the half: f[j] on hpos for j < quarter, f[j - quarter] on wpos after.
+  const freq = new Float32Array(2 * quarter);
+  freq.set(f, 0);
+  freq.set(f, quarter);
   const n = rotPosIds.shape[0];
   const pos = rotPosIds.toTypedArray();
-  const angles = new Float32Array(n * half);
-  for (let r = 0; r < n; r++) {
-    for (let j = 0; j < quarter; j++) {
-      angles[r * half + j] = pos[2 * r] * freq[j];
-      angles[r * half + quarter + j] = pos[2 * r + 1] * freq[j];
-    }
-  }
-  return tables(angles, n, half, [n, headDim], options.device ?? rotPosIds.device);
+  return tables(
+    n,
+    freq,
+    pos,
+    (r, j) => pos[2 * r + (j < quarter ? 0 : 1)],
+    [n, headDim],
+    options.device ?? rotPosIds.device,
+  );
 }
