@@ -7,10 +7,10 @@ import {
   type RewardContext,
 } from '../src/index.js';
 
-// Agreement between the rewards and the ground truths of the synthetic tasks. `@othink/data` does not
-// export its counting / geometry generators yet, so the samples are generated here in the answer formats
-// those tasks use (R1-V data and the paper's Fig. 2): counts wrapped as `<answer> 3 </answer>`, angles
-// `70°`, lengths `3cm` / `2.5cm`, plain integers and decimals, choice letters, surds.
+// Agreement between the rewards and the answer formats of the R1-V data and the paper's Fig. 2:
+// counts wrapped as `<answer> 3 </answer>`, angles `70°`, lengths `3cm` / `2.5cm`, plain integers and
+// decimals, choice letters, surds. generator-agreement.test.ts checks the rewards against
+// @othink/data's own generators; this table covers the wider set of formats a policy may write.
 
 /** Deterministic LCG so the table is the same every run. */
 function rng(seed: number): (n: number) => number {
