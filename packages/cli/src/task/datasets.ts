@@ -1,0 +1,110 @@
+// Training and test samples of a run: the synthetic counting / geometry tasks of @othink/data, or
+// an R1-V dataset (folder, .jsonl or .parquet) read with loadDataset.
+import {
+  type CountingTaskOptions,
+  GEOMETRY_KINDS,
+  type GeometryKind,
+  type GeometryTaskOptions,
+  generateCountingTask,
+  generateGeometryTask,
+  loadDataset,
+  type R1VSample,
+} from '@othink/data';
+import { ConfigError } from '../config/errors.js';
+import { DEFAULT_SYNTHETIC_TRAIN_SIZE } from '../config/resolve.js';
+import type { RunConfig, TaskName } from '../config/schema.js';
+
+export interface TaskSamples {
+  samples: R1VSample[];
+  /** Where they came from, for logs: `synthetic counting (n=100, seed=42)` or the dataset path. */
+  description: string;
+}
+
+type Synthetic = RunConfig['data']['synthetic'];
+
+/** Synthetic samples; the `synthetic` options apply to the task they were written for. */
+export function syntheticSamples(
+  task: TaskName,
+  n: number,
+  seed: number,
+  synthetic?: Synthetic,
+): TaskSamples {
+  const s = synthetic;
+  const thinking = s?.thinking ?? true;
+  const description = `synthetic ${task} (n=${n}, seed=${seed})`;
+  if (task === 'counting') {
+    const o: CountingTaskOptions = { n, seed, thinking };
+    if (s?.width !== undefined) o.width = s.width;
+    if (s?.height !== undefined) o.height = s.height;
+    if (s?.templates) o.templates = s.templates;
+    if (s?.minAnswer !== undefined) o.minAnswer = s.minAnswer;
+    if (s?.maxAnswer !== undefined) o.maxAnswer = s.maxAnswer;
+    if (s?.minObjects !== undefined) o.minObjects = s.minObjects;
+    if (s?.maxObjects !== undefined) o.maxObjects = s.maxObjects;
+    try {
+      return { samples: generateCountingTask(o), description };
+    } catch (e) {
+      throw new ConfigError(`data.synthetic (counting): ${(e as Error).message}`);
+    }
+  }
+  const o: GeometryTaskOptions = { n, seed, thinking };
+  if (s?.width !== undefined) o.width = s.width;
+  if (s?.height !== undefined) o.height = s.height;
+  if (s?.kinds) {
+    const unknown = s.kinds.filter((k) => !(GEOMETRY_KINDS as readonly string[]).includes(k));
+    if (unknown.length > 0) {
+      throw new ConfigError(
+        `data.synthetic.kinds: unknown geometry kind(s) ${unknown.join(', ')}; kinds: ${GEOMETRY_KINDS.join(', ')}`,
+      );
+    }
+    o.kinds = s.kinds as GeometryKind[];
+  }
+  try {
+    return { samples: generateGeometryTask(o), description };
+  } catch (e) {
+    throw new ConfigError(`data.synthetic (geometry): ${(e as Error).message}`);
+  }
+}
+
+/** The training samples of a run. */
+export async function loadTrainSamples(c: RunConfig): Promise<TaskSamples> {
+  const seed = c.data.seed ?? c.seed;
+  if (c.data.path === undefined) {
+    return syntheticSamples(
+      c.data.task,
+      c.data.trainSize ?? DEFAULT_SYNTHETIC_TRAIN_SIZE,
+      seed,
+      c.data.synthetic,
+    );
+  }
+  const ds = await loadDataset(c.data.path, { split: c.data.split, limit: c.data.trainSize, seed });
+  if (ds.samples.length === 0)
+    throw new ConfigError(`data.path ${c.data.path}: the ${c.data.split} split is empty`);
+  return {
+    samples: ds.samples,
+    description: `${c.data.path} (${c.data.split}, ${ds.samples.length} samples)`,
+  };
+}
+
+/** The test samples of one task: eval.path, else a synthetic set with eval.seed. */
+export async function loadTestSamples(c: RunConfig, task: TaskName): Promise<TaskSamples> {
+  if (c.eval.path !== undefined) {
+    const ds = await loadDataset(c.eval.path, {
+      split: c.eval.split,
+      limit: c.eval.testSize,
+      seed: c.eval.seed,
+    });
+    if (ds.samples.length === 0)
+      throw new ConfigError(`eval.path ${c.eval.path}: the ${c.eval.split} split is empty`);
+    return {
+      samples: ds.samples,
+      description: `${c.eval.path} (${c.eval.split}, ${ds.samples.length} samples)`,
+    };
+  }
+  return syntheticSamples(
+    task,
+    c.eval.testSize,
+    c.eval.seed,
+    task === c.data.task ? c.data.synthetic : undefined,
+  );
+}
