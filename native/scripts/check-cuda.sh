@@ -7,7 +7,9 @@
 #      check of our code, not of cuBLAS);
 #   3. the N-API bridge (addon_cuda.cc, and addon.cc with OTHINK_WITH_CUDA) and the C++ files with
 #      CUDA branches (storage, the Storage handle, the device-dispatching op bindings) with
-#      g++ -fsyntax-only.
+#      g++ -fsyntax-only;
+#   4. the caching allocator's bookkeeping (cuda/allocator.cu is host code): built with g++ against
+#      the fake CUDA runtime of test/cuda-allocator-check.cc and run.
 # Prints "skipped" when nvcc is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +90,11 @@ for f in src/storage.cc src/bindings/storage.cc src/bindings/ops_basic.cc src/bi
   "${CXX:-g++}" "${bridge_flags[@]}" "$f"
 done
 
+"${CXX:-g++}" -std=c++17 -O1 -Wall -Wextra -Werror -pthread -Isrc -I"$CUDA_HOME/include" -x c++ src/cuda/allocator.cu \
+  -x none test/cuda-allocator-check.cc -o "$out/cuda-allocator-check"
+allocator_result=$("$out/cuda-allocator-check")
+
 echo "check-cuda: compiled $n CUDA sources (sm_${ARCHS// /, sm_}) with $("$NVCC" --version | tail -1)"
 echo "check-cuda: cuBLAS path of cuda/gemm.cu checked against $cublas"
 echo "check-cuda: N-API bridge (addon_cuda.cc, addon.cc) and the CUDA branches of storage / ops bindings pass g++ -fsyntax-only"
+echo "check-cuda: caching allocator against a fake CUDA runtime: ${allocator_result#cuda-allocator-check: }"
