@@ -1,14 +1,14 @@
 // GotoBLAS / BLIS-style float32 GEMM: cache-blocked loops around packed operands and a
-// register-blocked micro-kernel (gemm_microkernel.h).
+// register-blocked micro-kernel (gemm_microkernel.h). Row-major throughout.
 //
-// Loop nest of one thread over its rectangle of C (row-major throughout):
-//   ic: kMc rows of op(A)         pack A[ic.., pc..] into kMr-row micro-panels   (L3-sized block)
-//     pc: kKc of the depth          C += alpha * A_block @ B_block (beta on the first pass only)
-//       jc: kNc columns of op(B)  pack B[pc.., jc..] into kNr-column micro-panels (L2-sized block)
-//         ir: one A micro-panel (kMr x kKc) is reused against ...
-//           jr: ... every B micro-panel (kKc x kNr) of the block, one micro-kernel call each.
+// C is cut into units (rectangles of at most kMc rows) that the threads take dynamically. For one
+// unit C[i0:i1, j0:j1]:
+//   pc: kKc of the depth            C += alpha * A[:, pc..] @ B[pc.., :] (beta on the first pass)
+//     jc: kNc columns of op(B)      the B block, kKc x kNc, packed into kNr-column micro-panels (L2)
+//       ir: one A micro-panel       kMr x kKc of the unit's A block (packed once per pc), reused ...
+//         jr: ... against every B micro-panel of the block: one micro-kernel call each.
 // The micro-kernel broadcasts A and streams B as vectors along C's rows, so the roles of BLIS's
-// A and B swap: here the B block is the L2-resident one and the A block the L3-sized one.
+// A and B swap: here the B block is the L2-resident one and the A block the larger, L3-sized one.
 #include "cpu/gemm.h"
 
 #include <omp.h>
@@ -38,8 +38,8 @@ using gemm_detail::kNr;
 //   an A micro-panel (kMr x kKc = 21 KB with AVX-512) plus the B lines in flight still fit in L1.
 // - kNc: the packed B block, kKc x kNc floats = 576 KB, stays in L2 while every A micro-panel of the
 //   A block streams past it.
-// - kMc: the packed A block, ~1.5 MB per thread in L3; B is packed again for every kMc rows of C,
-//   i.e. once per 2 * kMc flops per packed element, which makes repacking negligible.
+// - kMc: the rows of a unit, whose packed A block (~1.5 MB) sits in L3; B is packed again for every
+//   unit, i.e. once per 2 * kMc flops per packed element, which keeps repacking negligible.
 constexpr int64_t kKc = 384;
 constexpr int64_t kNc = 384;
 constexpr int64_t kMc = kMr * (1024 / kMr);
@@ -117,47 +117,43 @@ struct Problem {
   int64_t ldc;
 };
 
-// C[i0:i1, j0:j1] on one thread, with its own packing buffers (no sharing, no barriers).
-void gemm_rect(const Problem& pr, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* abuf, float* bbuf) {
-  for (int64_t ic = i0; ic < i1; ic += kMc) {
-    const int64_t mc = std::min(kMc, i1 - ic);
-    for (int64_t pc = 0; pc < pr.k; pc += kKc) {
-      const int64_t kc = std::min(kKc, pr.k - pc);
-      const float beta = pc == 0 ? pr.beta : 1.f;
-      const float* a = pr.a + ic * pr.a_sx + pc * pr.a_sp;
-      for (int64_t jc = j0; jc < j1; jc += kNc) {
-        const int64_t nc = std::min(kNc, j1 - jc);
-        const float* b = pr.b + jc * pr.b_sx + pc * pr.b_sp;
-        for (int64_t ir = 0; ir < mc; ir += kMr) {
-          const int64_t rows = std::min<int64_t>(kMr, mc - ir);
-          // Each panel is packed right before its first use rather than in a separate pass: the
-          // source streams from memory while the previous micro-kernels compute, and the packed
-          // copy is still in L1 when it is first read (matters when A or B is read only once,
-          // e.g. the 933 MB LM-head weight in dHidden = dLogits @ W).
-          if (jc == j0) pack_panel(a + ir * pr.a_sx, pr.a_sx, pr.a_sp, rows, kc, kMr, abuf + ir * kc);
-          float* crow = pr.c + (ic + ir) * pr.ldc + jc;
-          for (int64_t jr = 0; jr < nc; jr += kNr) {
-            const int64_t cols = std::min<int64_t>(kNr, nc - jr);
-            if (ir == 0) pack_panel(b + jr * pr.b_sx, pr.b_sx, pr.b_sp, cols, kc, kNr, bbuf + jr * kc);
-            kKernels[rows - 1](kc, abuf + ir * kc, bbuf + jr * kc, crow + jr, pr.ldc, cols, pr.alpha, beta);
-          }
+// One unit, C[i0:i1, j0:j1] with i1 - i0 <= kMc, on one thread with its own packing buffers.
+void gemm_unit(const Problem& pr, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* abuf, float* bbuf) {
+  for (int64_t pc = 0; pc < pr.k; pc += kKc) {
+    const int64_t kc = std::min(kKc, pr.k - pc);
+    const float beta = pc == 0 ? pr.beta : 1.f;
+    const float* a = pr.a + i0 * pr.a_sx + pc * pr.a_sp;
+    for (int64_t jc = j0; jc < j1; jc += kNc) {
+      const int64_t nc = std::min(kNc, j1 - jc);
+      const float* b = pr.b + jc * pr.b_sx + pc * pr.b_sp;
+      for (int64_t ir = 0; ir < i1 - i0; ir += kMr) {
+        const int64_t rows = std::min<int64_t>(kMr, i1 - i0 - ir);
+        // Each panel is packed right before its first use rather than in a separate pass: the
+        // source streams in from memory while the previous micro-kernels compute, and the packed
+        // copy is still in L1 when it is first read. This matters when an operand is read only
+        // once, e.g. the 933 MB LM-head weight in dHidden = dLogits @ W.
+        if (jc == j0) pack_panel(a + ir * pr.a_sx, pr.a_sx, pr.a_sp, rows, kc, kMr, abuf + ir * kc);
+        float* crow = pr.c + (i0 + ir) * pr.ldc + jc;
+        for (int64_t jr = 0; jr < nc; jr += kNr) {
+          const int64_t cols = std::min<int64_t>(kNr, nc - jr);
+          if (ir == 0) pack_panel(b + jr * pr.b_sx, pr.b_sx, pr.b_sp, cols, kc, kNr, bbuf + jr * kc);
+          kKernels[rows - 1](kc, abuf + ir * kc, bbuf + jr * kc, crow + jr, pr.ldc, cols, pr.alpha, beta);
         }
       }
     }
   }
 }
 
-// The threads share C as a grid of rectangles ("units") of whole micro-panels, handed out
-// dynamically so that a thread that the OS preempts (the machine is shared) holds up at most one
-// unit. Whoever computes a unit packs all the A rows and B columns it touches, so a split costs its
-// padded area plus the packing of its perimeter (one packed element ~ 16 multiply-adds): first
-// pick the per-thread split that minimises this (tall-skinny C such as 110 x 151936 splits its long
-// side, square C whichever side keeps the pieces squarest), then cut each thread's piece into
-// units of about kUnit x kUnit, large enough for packing to stay near 1% of the work.
+// Units are handed out dynamically so that a thread the OS preempts (the machine may be shared)
+// holds up at most one unit. Whoever computes a unit packs all the A rows and B columns it touches,
+// so a split costs its padded area plus the packing of its perimeter (one packed element ~ 16
+// multiply-adds). So: pick the tm x tn split among the threads that minimises this (tall-skinny C
+// such as 110 x 151936 splits its long side, square C whichever side keeps the pieces squarest),
+// then cut each thread's piece into units of at most kMc rows and about kUnit columns, large enough
+// for packing to stay near 1% of the work. Returns the number of units along M and N.
 constexpr int64_t kUnit = 1024;
 
 std::pair<int64_t, int64_t> unit_grid(int64_t m, int64_t n, int threads) {
-  if (threads == 1) return {1, 1};
   const int64_t mp = ceil_div(m, kMr), np = ceil_div(n, kNr);
   int64_t tm = 1;
   double best = -1;
@@ -169,8 +165,8 @@ std::pair<int64_t, int64_t> unit_grid(int64_t m, int64_t n, int threads) {
     if (best < 0 || cost < best) tm = t, best = cost;
   }
   const int64_t tn = threads / tm;
-  const int64_t um = tm * std::max<int64_t>(1, (m / tm + kUnit / 2) / kUnit);
-  const int64_t un = tn * std::max<int64_t>(1, (n / tn + kUnit / 2) / kUnit);
+  const int64_t um = tm * ceil_div(ceil_div(mp, tm), kMc / kMr);
+  const int64_t un = threads == 1 ? 1 : tn * std::max<int64_t>(1, (n / tn + kUnit / 2) / kUnit);
   return {std::min(um, mp), std::min(un, np)};
 }
 
@@ -203,12 +199,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
       for (float *x = c + i * ldc, *end = x + n; x < end; ++x) *x = beta == 0.f ? 0.f : beta * *x;
     return;
   }
-  const Problem pr{k,       alpha, beta, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? ldb : 1,
-                   trans_b ? 1 : ldb, c, ldc};
+  const Problem pr{k, alpha, beta, a, trans_a ? 1 : lda, trans_a ? lda : 1,
+                   b, trans_b ? ldb : 1, trans_b ? 1 : ldb, c, ldc};
 
-  // Per-thread buffers, allocated here (outside the parallel region, where an exception may
-  // propagate) for the largest blocks any rectangle can need.
-  const int max_threads = m * n * k < kMinParallelMacs ? 1 : omp_get_max_threads();
+  // Per-thread buffers, allocated here (outside the parallel region, which an exception must not
+  // leave) for the largest blocks any unit can need.
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const int max_threads = macs < kMinParallelMacs ? 1 : omp_get_max_threads();
   const int64_t kc = std::min(kKc, k);
   // Sizes rounded to 16 floats keep every slice 64-byte aligned.
   const int64_t a_floats = ceil_div(std::min(kMc, ceil_div(m, kMr) * kMr) * kc, 16) * 16;
@@ -226,7 +223,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
       const int64_t ui = u / un, uj = u % un;
       const int64_t i0 = mp * ui / um * kMr, i1 = std::min(m, mp * (ui + 1) / um * kMr);
       const int64_t j0 = np * uj / un * kNr, j1 = std::min(n, np * (uj + 1) / un * kNr);
-      gemm_rect(pr, i0, i1, j0, j1, abuf, abuf + a_floats);
+      gemm_unit(pr, i0, i1, j0, j1, abuf, abuf + a_floats);
     }
   }
 }
