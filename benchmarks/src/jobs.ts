@@ -405,6 +405,7 @@ export interface RlJobResult {
   ours: Stats;
   naive: Stats;
   maxAbsDiff: number;
+  peakRssBytes: number;
 }
 
 export function runRl(job: RlJob): RlJobResult {
@@ -474,7 +475,7 @@ export function runRl(job: RlJob): RlJobResult {
     ],
     { warmup: 3, reps },
   );
-  return { kind, b, g, bytes, ours: t.ours, naive: t.naive, maxAbsDiff: check() };
+  return { kind, b, g, bytes, ours: t.ours, naive: t.naive, maxAbsDiff: check(), peakRssBytes: peakRss() };
 }
 
 // ---------------------------------------------------------------------------------------------

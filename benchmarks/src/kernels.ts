@@ -552,6 +552,7 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
       speedup: r.naive.median / r.ours.median,
       oursFaults: r.ours.faults,
       diff: r.maxAbsDiff,
+      peakRssMB: r.peakRssBytes / MB,
     });
   }
   const targets: Target[] = (['advantages', 'kl', 'grpo'] as const).map((k) => {
@@ -582,6 +583,7 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
           { key: 'speedup', label: 'speed-up', digits: 1 },
           { key: 'oursFaults', label: 'ours page faults / call', digits: 0 },
           { key: 'diff', label: 'max abs diff' },
+          { key: 'peakRssMB', label: 'peak RSS MB (both)', digits: 0 },
         ],
         rows,
       },

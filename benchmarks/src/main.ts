@@ -163,6 +163,9 @@ async function main(): Promise<void> {
     `- Commit ${machine.gitCommit ?? '?'}${machine.gitDirty ? ' (with uncommitted changes)' : ''}, ${machine.date}, ` +
       `${((now() - t0) / 60).toFixed(1)} min`,
     '- Times are medians of the timed runs (warm-ups excluded); every comparison is measured in the same run.',
+    info.cuda
+      ? '- CUDA build: the sections above time the CPU kernels only.'
+      : '- No CUDA build (or no GPU): CPU numbers only.',
     '',
   ].join('\n');
   const targets = sections.flatMap((s) => s.targets ?? []);
