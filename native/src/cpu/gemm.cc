@@ -33,19 +33,21 @@ namespace {
 using gemm_detail::kMr;
 using gemm_detail::kNr;
 
-// Blocking for AMD Zen 4 (32 KB L1d and 1 MB L2 per core, 32 MB shared L3), set by measurement:
-// - kKc: the depth of one pass. A larger kKc amortises the load / store of the C tile over more FMAs;
-//   an A micro-panel (kMr x kKc = 21 KB with AVX-512) plus the B lines in flight still fit in L1.
-// - kNc: the packed B block, kKc x kNc floats = 576 KB, stays in L2 while every A micro-panel of the
-//   A block streams past it.
-// - kMc: the rows of a unit, whose packed A block (~1.5 MB) sits in L3; B is packed again for every
-//   unit, i.e. once per 2 * kMc flops per packed element, which keeps repacking negligible.
+// Blocking for AMD Zen 4 (32 KB L1d and 1 MB L2 per core, 32 MB shared L3):
+// - kKc: the depth of one pass, long enough to amortise loading and storing the C tile (kMr x kNr)
+//   over kKc * kMr * kNv FMAs. One call reads an A micro-panel (kMr x kKc, 21 KB with AVX-512) and a
+//   B micro-panel (kKc x kNr, 48 KB) mostly from L2, at ~7 B / cycle, far below what L2 delivers.
+// - kNc: the packed B block, kKc x kNc floats = 576 KB, stays in L2 while each A micro-panel of the
+//   unit in turn sweeps across it.
+// - kMc: the rows of a unit; its packed A block (kMc x kKc, 1.5 MB) sits in L2 / L3. B is packed
+//   again for every unit, once per 2 * kMc flops per packed element: negligible.
+// 256 to 512 for kKc and kNc measured the same within noise on the shapes of benchmarks/src/gemm.ts.
 constexpr int64_t kKc = 384;
 constexpr int64_t kNc = 384;
 constexpr int64_t kMc = kMr * (1024 / kMr);
 static_assert(kNc % kNr == 0 && kMc % kMr == 0, "blocks must hold whole micro-panels");
 
-// Below this many multiply-adds (~10 us on one core) a parallel region costs more than it saves.
+// Below this many multiply-adds (~5 us on one core) a parallel region costs more than it saves.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
