@@ -1,7 +1,13 @@
 // @othink/cli: the `othink` command's building blocks, for scripts that drive runs themselves.
 export { type EvalOptions, runEvalCommand } from './commands/eval.js';
 export { type GenerateOptions, runGenerate } from './commands/generate.js';
-export { describeModel, loadInitialModel, loadModelFolder, toGrpoConfig, toSftConfig } from './commands/model.js';
+export {
+  describeModel,
+  loadInitialModel,
+  loadModelFolder,
+  toGrpoConfig,
+  toSftConfig,
+} from './commands/model.js';
 export { formatSummary, runTrain, type TrainOptions, type TrainSummary } from './commands/train.js';
 export * from './config/index.js';
 export * from './plot.js';
