@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { cuda } from '@othink/native';
 import { Fixture, fixturePath } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -163,6 +164,21 @@ describe('random initialisation', () => {
       const model = Qwen2VLForConditionalGeneration.fromConfig(parseQwen2VLConfig(config2b), { seed: 1 });
       expect(model.numParameters()).toBe(2_208_985_600);
       expect(memoryStats().currentBytes).toBeGreaterThanOrEqual(2_208_985_600 * 4);
+      model.dispose();
+    },
+  );
+
+  it.skipIf(!cuda?.deviceInfo().available)(
+    'instantiates Qwen2-VL-2B on CUDA (GPU machines)',
+    { timeout: 900_000 },
+    () => {
+      const model = Qwen2VLForConditionalGeneration.fromConfig(parseQwen2VLConfig(config2b), {
+        seed: 1,
+        device: 'cuda',
+      });
+      expect(model.numParameters()).toBe(2_208_985_600);
+      expect(model.parameter('model.norm.weight').device).toBe('cuda');
+      expect(memoryStats('cuda').currentBytes).toBeGreaterThanOrEqual(2_208_985_600 * 4);
       model.dispose();
     },
   );
