@@ -5,14 +5,19 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { writeTaskDataset } from '@othink/data';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { runEvalCommand } from '../src/commands/eval.js';
 import { runGenerate } from '../src/commands/generate.js';
+import { loadInitialModel } from '../src/commands/model.js';
 import { runTrain } from '../src/commands/train.js';
-import { parseRunConfig } from '../src/config/load.js';
+import { loadRunConfig, parseRunConfig } from '../src/config/load.js';
+import { resolveRunConfig } from '../src/config/resolve.js';
 import { StopSignal } from '../src/run/interrupt.js';
 import { readJsonl } from '../src/run/jsonl.js';
+import { syntheticSamples } from '../src/task/datasets.js';
+import { loadRunProcessor, saveRunProcessor } from '../src/task/processor.js';
 
 const MINI = `
 name: mini
@@ -286,6 +291,68 @@ describe('othink train, end to end', () => {
     expect(stream.text()).toMatch(
       /the loss was not finite for several steps in a row; the last good checkpoint is .*sft\/checkpoint-2/,
     );
+  });
+
+  it('trains a Hugging Face model folder on a dataset folder, evaluates on a test split', async () => {
+    const { dir, config } = setup();
+    // A dataset in the R1-V layout (train.jsonl / test.jsonl + images/), as users bring their own.
+    const data = join(dir, 'data');
+    await writeTaskDataset(syntheticSamples('geometry', 6, 1).samples, data, {
+      format: 'jsonl',
+      split: 'train',
+    });
+    await writeTaskDataset(syntheticSamples('geometry', 3, 2).samples, data, {
+      format: 'jsonl',
+      split: 'test',
+    });
+    // A model folder with its tokenizer and image settings (what savePretrained + the processor files give).
+    const base = resolveRunConfig(loadRunConfig({ file: config }).config, 1);
+    const proc = await loadRunProcessor('tiny', base.model);
+    const modelDir = join(dir, 'model');
+    const model = loadInitialModel(base, proc.tokenizer);
+    model.savePretrained(modelDir);
+    model.dispose();
+    saveRunProcessor(proc, modelDir);
+
+    const runDir = join(dir, 'run');
+    const summary = await runTrain({
+      config,
+      flags: { outputDir: runDir },
+      set: [
+        `model.path=${modelDir}`,
+        `data.path=${data}`,
+        'data.task=geometry',
+        'data.trainSize=4',
+        `eval.path=${data}`,
+        'eval.tasks=[geometry]',
+        'grpo=null',
+        'sft.maxSteps=1',
+      ],
+      stream: sink(),
+      stdout: sink(),
+      signal: testSignal().signal,
+    });
+    expect(summary.status).toBe('done');
+    const evalFile = JSON.parse(readFileSync(join(runDir, 'eval.json'), 'utf8'));
+    expect(
+      evalFile.evaluations.map(
+        (e: { stage: string; task: string; n: number }) => `${e.stage}/${e.task}/${e.n}`,
+      ),
+    ).toEqual(['before/geometry/3', 'after sft/geometry/3']);
+    expect(evalFile.evaluations[0].data).toContain('(test, 3 of 3 samples)');
+    expect(evalFile.evaluations[0].records[0].prompt).toContain('As shown in the figure');
+    const resolved = parse(readFileSync(join(runDir, 'config.resolved.yaml'), 'utf8'));
+    expect(resolved.data).toMatchObject({ path: data, trainSize: 4 });
+    // Asking for more training samples than the dataset has is an error that says so.
+    await expect(
+      runTrain({
+        config,
+        dryRun: true,
+        set: [`data.path=${data}`, 'data.trainSize=50'],
+        stdout: sink(),
+        stream: sink(),
+      }),
+    ).rejects.toThrow(/data\.trainSize 50: .* has only 6 train samples; lower it or leave it out to use all/);
   });
 
   it('explains configs it cannot run', async () => {

@@ -9,6 +9,7 @@ import {
   generateGeometryTask,
   loadDataset,
   type R1VSample,
+  subsample,
 } from '@othink/data';
 import { ConfigError } from '../config/errors.js';
 import { DEFAULT_SYNTHETIC_TRAIN_SIZE } from '../config/resolve.js';
@@ -70,36 +71,29 @@ export function syntheticSamples(
 export async function loadTrainSamples(c: RunConfig): Promise<TaskSamples> {
   const seed = c.data.seed ?? c.seed;
   if (c.data.path === undefined) {
-    return syntheticSamples(
-      c.data.task,
-      c.data.trainSize ?? DEFAULT_SYNTHETIC_TRAIN_SIZE,
-      seed,
-      c.data.synthetic,
+    const n = c.data.trainSize ?? DEFAULT_SYNTHETIC_TRAIN_SIZE;
+    return syntheticSamples(c.data.task, n, seed, c.data.synthetic);
+  }
+  const ds = await loadDataset(c.data.path, { split: c.data.split });
+  const n = ds.samples.length;
+  if (n === 0) throw new ConfigError(`data.path ${c.data.path}: the ${c.data.split} split is empty`);
+  if (c.data.trainSize !== undefined && c.data.trainSize > n) {
+    throw new ConfigError(
+      `data.trainSize ${c.data.trainSize}: ${c.data.path} has only ${n} ${c.data.split} samples; lower it or leave it out to use all`,
     );
   }
-  const ds = await loadDataset(c.data.path, { split: c.data.split, limit: c.data.trainSize, seed });
-  if (ds.samples.length === 0)
-    throw new ConfigError(`data.path ${c.data.path}: the ${c.data.split} split is empty`);
-  return {
-    samples: ds.samples,
-    description: `${c.data.path} (${c.data.split}, ${ds.samples.length} samples)`,
-  };
+  const samples = c.data.trainSize === undefined ? ds.samples : subsample(ds.samples, c.data.trainSize, seed);
+  return { samples, description: `${c.data.path} (${c.data.split}, ${samples.length} of ${n} samples)` };
 }
 
-/** The test samples of one task: eval.path, else a synthetic set with eval.seed. */
+/** The test samples of one task: eval.path (used whole when smaller than eval.testSize), else a synthetic set with eval.seed. */
 export async function loadTestSamples(c: RunConfig, task: TaskName): Promise<TaskSamples> {
   if (c.eval.path !== undefined) {
-    const ds = await loadDataset(c.eval.path, {
-      split: c.eval.split,
-      limit: c.eval.testSize,
-      seed: c.eval.seed,
-    });
-    if (ds.samples.length === 0)
-      throw new ConfigError(`eval.path ${c.eval.path}: the ${c.eval.split} split is empty`);
-    return {
-      samples: ds.samples,
-      description: `${c.eval.path} (${c.eval.split}, ${ds.samples.length} samples)`,
-    };
+    const ds = await loadDataset(c.eval.path, { split: c.eval.split });
+    const n = ds.samples.length;
+    if (n === 0) throw new ConfigError(`eval.path ${c.eval.path}: the ${c.eval.split} split is empty`);
+    const samples = n > c.eval.testSize ? subsample(ds.samples, c.eval.testSize, c.eval.seed) : ds.samples;
+    return { samples, description: `${c.eval.path} (${c.eval.split}, ${samples.length} of ${n} samples)` };
   }
   return syntheticSamples(
     task,
