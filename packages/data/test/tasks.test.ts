@@ -112,6 +112,21 @@ describe('counting', () => {
     for (const c of counts) expect(c).toBeLessThanOrEqual(75);
   });
 
+  it("thinking: 'brief' states only the result", () => {
+    const brief = generateCountingTask({ n: 40, seed: 2024, width: 160, height: 120, thinking: 'brief' });
+    const full = generateCountingTask({ n: 40, seed: 2024, width: 160, height: 120 });
+    brief.forEach((s, i) => {
+      expect(s.answer).toBe(full[i].answer); // the same scenes and answers
+      const n = s.answer;
+      const pattern =
+        s.query.type === 'count'
+          ? new RegExp(`^<think>There (is|are) ${n} [a-z ]+\\.</think>$`)
+          : new RegExp(`^<think>${n} (is|are) left\\.</think>$`);
+      expect(s.thinking).toMatch(pattern);
+    });
+    expect(brief.filter((s) => s.query.type === 'count').length).toBeGreaterThan(0);
+  });
+
   it('every answer agrees with its scene, and question / solution / thinking are well formed', () => {
     const templates = new Set<string>();
     for (const s of samples) {

@@ -86,8 +86,12 @@ export interface CountingTaskOptions {
    * is ever fully hidden.
    */
   maxOverlap?: number;
-  /** Add a short `<think>...</think>` reasoning trace (SFT targets). Default false. */
-  thinking?: boolean;
+  /**
+   * Add a `<think>...</think>` reasoning trace (SFT targets): `true` lists the objects counted,
+   * `'brief'` only states the result ("There are 3 objects.", short enough for tiny models to learn
+   * quickly). Default false.
+   */
+  thinking?: boolean | 'brief';
 }
 
 /** Sample fields beyond R1-V's: the ground truth in structured form. */
@@ -178,6 +182,16 @@ function listObjects(objects: readonly SceneObject[]): string {
   return parts.length <= 1
     ? (parts[0] ?? 'none')
     : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}
+
+/** The one-sentence trace of thinking: 'brief'. */
+function briefThinkingFor(query: CountingQuery, answer: number): string {
+  const verb = answer === 1 ? 'is' : 'are';
+  const text =
+    query.type === 'count'
+      ? `There ${verb} ${answer} ${describeFilter(query.filter, answer === 1 ? 'one' : 'many')}.`
+      : `${answer} ${answer === 1 ? 'is' : 'are'} left.`;
+  return `<think>${text}</think>`;
 }
 
 function thinkingFor(query: CountingQuery, objects: readonly SceneObject[], answer: number): string {
@@ -592,7 +606,8 @@ export function generateCountingTask(options: CountingTaskOptions): CountingSamp
       query: plan.query,
       scene: { width: o.width, height: o.height, objects },
     };
-    if (o.thinking) sample.thinking = thinkingFor(plan.query, objects, answer);
+    if (o.thinking === 'brief') sample.thinking = briefThinkingFor(plan.query, answer);
+    else if (o.thinking) sample.thinking = thinkingFor(plan.query, objects, answer);
     samples.push(sample);
   }
   return samples;
