@@ -126,4 +126,29 @@ describe('generation with a KV cache', () => {
       /topP must be in \(0, 1\]/,
     );
   });
+
+  it('never generates suppressed ids, nor the image / video placeholders', () => {
+    const f = new Fixture('qwen2vl-tiny/case-generate.safetensors');
+    const inputs = promptOf(f);
+    const greedyFirst = f.i32('generated_ids')[0];
+    const out = tidy(() =>
+      generate(model, inputs, {
+        doSample: false,
+        maxNewTokens: 3,
+        suppressTokenIds: [greedyFirst],
+        stopTokenIds: [UNUSED_ID],
+      }),
+    );
+    expect(out.completionIds[0]).not.toBe(greedyFirst);
+    const sampled = tidy(() =>
+      generate(model, inputs, {
+        doSample: true,
+        temperature: 5,
+        maxNewTokens: 40,
+        stopTokenIds: [UNUSED_ID],
+        seed: 3,
+      }),
+    );
+    for (const id of sampled.completionIds) expect([508, 509]).not.toContain(id);
+  });
 });

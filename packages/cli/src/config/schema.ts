@@ -66,8 +66,11 @@ export const SyntheticSchema = z.strictObject({
   maxObjects: posInt.optional(),
   /** Geometry problem kinds (default all). */
   kinds: z.array(z.string()).min(1).optional(),
-  /** Generate `<think>` traces (the SFT targets). */
-  thinking: z.boolean().default(true),
+  /**
+   * Generate `<think>` traces (the SFT targets); counting also takes 'brief' (one sentence with the
+   * result, which tiny models learn in a few hundred steps; geometry treats it as true).
+   */
+  thinking: z.union([z.boolean(), z.literal('brief')]).default(true),
 });
 
 export const DataSchema = z.strictObject({

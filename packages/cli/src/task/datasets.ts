@@ -48,7 +48,7 @@ export function syntheticSamples(
       throw new ConfigError(`data.synthetic (counting): ${(e as Error).message}`);
     }
   }
-  const o: GeometryTaskOptions = { n, seed, thinking };
+  const o: GeometryTaskOptions = { n, seed, thinking: thinking !== false };
   if (s?.width !== undefined) o.width = s.width;
   if (s?.height !== undefined) o.height = s.height;
   if (s?.kinds) {

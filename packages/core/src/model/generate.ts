@@ -20,6 +20,12 @@ export interface GenerationConfig extends SamplingConfig {
   seed?: number;
   /** Stop early when every row has stopped (default true; false: exactly maxNewTokens, like the fixtures). */
   stopWhenAllDone?: boolean;
+  /**
+   * Ids never generated (their logits are set to -inf). Always includes the config's image and
+   * video placeholder ids: a generated <|image_pad|> would not match any image features when the
+   * completion is fed back (training forward passes, multi-turn prompts).
+   */
+  suppressTokenIds?: number[];
   /** Called with the step's logits [B, V] (tests, debugging). */
   onStepLogits?: (step: number, logits: Float32Array) => void;
 }
@@ -78,8 +84,17 @@ export function generate(
         return model.logits(narrow(hidden, 1, s - 1, 1)).toFloat32Array();
       });
       const keyMask = Array.from(mask);
+      const suppressed = [
+        ...new Set([
+          model.config.imageTokenId,
+          model.config.videoTokenId,
+          ...(config.suppressTokenIds ?? []),
+        ]),
+      ].filter((id) => id >= 0 && id < vocab);
       for (let step = 0; step < n; step++) {
         config.onStepLogits?.(step, stepLogits);
+        for (let row = 0; row < b; row++)
+          for (const id of suppressed) stepLogits[row * vocab + id] = Number.NEGATIVE_INFINITY;
         const next = new Int32Array(b);
         for (let row = 0; row < b; row++) {
           if (done[row]) {

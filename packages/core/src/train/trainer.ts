@@ -96,6 +96,8 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
     let badSteps = 0;
     const params = this.model.parameters();
     while (this.step < c.maxSteps) {
+      // Let the event loop run between steps (signal handlers: Ctrl-C asks shouldStop()).
+      await new Promise((resolve) => setImmediate(resolve));
       const metrics = await this.computeStep(this.step);
       if (!Number.isFinite(metrics.loss)) {
         this.optimizer.zeroGrad();
