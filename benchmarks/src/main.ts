@@ -110,6 +110,7 @@ async function main(): Promise<void> {
     addon: info,
     addonBinary: binaryPath,
     ompNumThreads: process.env.OMP_NUM_THREADS ?? null,
+    ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? null,
     loadAverageAtStart: load(),
     loadAverageAtEnd: [0, 0, 0] as [number, number, number],
     gitCommit: git('rev-parse --short HEAD'),
@@ -158,6 +159,7 @@ async function main(): Promise<void> {
     `- Machine: ${machine.cpu}, ${machine.cores} cores (${machine.cpuFlags.join(' ')}), ${machine.memoryGiB.toFixed(1)} GiB ` +
       `(${machine.memAvailableGiBAtStart.toFixed(1)} GiB available at start)`,
     `- Node ${machine.node}, addon ${JSON.stringify(info)}${machine.ompNumThreads ? `, OMP_NUM_THREADS=${machine.ompNumThreads}` : ''}` +
+      `${machine.ompWaitPolicy ? `, OMP_WAIT_POLICY=${machine.ompWaitPolicy}` : ''}` +
       (process.env.OTHINK_NATIVE_BINARY ? ` (binary ${binaryPath})` : ''),
     `- Load average (1/5/15 min): ${loadStr(machine.loadAverageAtStart)} at start, ${loadStr(machine.loadAverageAtEnd)} at end`,
     `- Commit ${machine.gitCommit ?? '?'}${machine.gitDirty ? ' (with uncommitted changes)' : ''}, ${machine.date}, ` +
