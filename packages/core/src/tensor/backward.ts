@@ -9,8 +9,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /**
  * d root / d leaf for every leaf reachable from root, added to leaf.grad. Gradients of intermediate
- * tensors live only during the pass. The graph's saved activations are freed after it unless
- * retainGraph.
+ * tensors live only during the pass: each node's backward runs in its own tidy (its temporaries go
+ * when it returns), and the gradient of a node's output is freed as soon as that node has passed it
+ * on, so the pass holds the pending gradients, not every gradient it made. The graph's saved
+ * activations are freed after it unless retainGraph.
  */
 export function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph: boolean): void {
   root.assertUsable('backward');
@@ -33,16 +35,20 @@ export function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph:
     noGrad(() => {
       const start = seed ? seed.detach() : Tensor.from([1], root.shape, { device: root.device });
       if (!root.gradFn) {
-        accumulateLeaf(root, start);
+        accumulateLeaf(root, start, false);
         return;
       }
+      // Pending gradients, each held through a handle of its own (a view where a backward handed
+      // one tensor to several inputs), so that freeing one never frees another.
       const grads = new Map<Tensor, Tensor>([[root, start]]);
       // Each node's output tensor, learnt from the inputs of the nodes after it (and the root).
       const outputOf = new Map([[root.gradFn, root]]);
       for (const node of topologicalOrder(root.gradFn).reverse()) {
-        const g = grads.get(outputOf.get(node)!);
+        const output = outputOf.get(node)!;
+        const g = grads.get(output);
         if (!g) continue;
-        const inputGrads = node.backward(g);
+        grads.delete(output);
+        const inputGrads = tidy(() => node.backward(g));
         node.inputs.forEach((input, i) => {
           const gi = inputGrads[i];
           if (!input || !gi) return;
@@ -54,11 +60,21 @@ export function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph:
           if (input.gradFn) {
             outputOf.set(input.gradFn, input);
             const prev = grads.get(input);
-            grads.set(input, prev ? add(prev, gi) : gi);
+            if (prev) {
+              grads.set(input, add(prev, gi));
+              prev.dispose();
+            } else {
+              grads.set(input, gi.view(gi.shape, gi.offset));
+            }
           } else {
-            accumulateLeaf(input, gi);
+            // A fresh tensor this backward made for this input alone can become leaf.grad as is.
+            const exclusive = gi !== g && inputGrads.indexOf(gi) === inputGrads.lastIndexOf(gi);
+            accumulateLeaf(input, gi, exclusive);
           }
         });
+        // Every handle the node's backward returned, and its output gradient, are done with.
+        g.dispose();
+        for (const gi of inputGrads) gi?.dispose();
         if (!retainGraph) node.release();
       }
     }),
@@ -67,12 +83,14 @@ export function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph:
 
 /**
  * leaf.grad += g. The first time leaf.grad becomes a private copy: g may be shared with other
- * inputs' gradients (add's backward hands the same tensor to both), and leaf.grad is written in place.
+ * inputs' gradients (add's backward hands the same tensor to both), and leaf.grad is written in
+ * place. When g is `exclusive` (made by the backward for this input only) and no other handle
+ * shares its memory, leaf.grad takes its memory instead of a copy.
  */
-function accumulateLeaf(leaf: Tensor, g: Tensor): void {
+function accumulateLeaf(leaf: Tensor, g: Tensor, exclusive: boolean): void {
   if (leaf.grad && !leaf.grad.isDisposed) {
     accumulate(leaf.grad, g);
     return;
   }
-  leaf.grad = keep(clone(g));
+  leaf.grad = keep(exclusive && !g.sharesMemory ? g.view(g.shape, g.offset) : clone(g));
 }
