@@ -34,6 +34,8 @@ function collect(value: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v i
     out.add(value);
     return;
   }
+  // Typed arrays (logits read back, ids) hold numbers only: never walk their elements.
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return;
   const items = Array.isArray(value)
     ? value
     : value instanceof Map
