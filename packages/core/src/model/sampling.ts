@@ -73,8 +73,18 @@ export function sampleToken(
     }
     return { token: argmax, logprob: logprobOf(argmax) };
   }
-  candidates = Array.from({ length: v }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
-  candidates = candidates.slice(0, topK);
+  if (topK < v) {
+    candidates = largest(logits, topK);
+  } else {
+    // top-p alone: the smallest most-likely-first prefix whose mass reaches topP, found among the
+    // top k for growing k (usually a few hundred tokens: no sort of the whole vocabulary).
+    for (let k = Math.min(v, 256); ; k = Math.min(v, k * 8)) {
+      candidates = largest(logits, k);
+      let mass = 0;
+      for (const i of candidates) mass += Math.exp(logprobOf(i));
+      if (mass >= topP || k === v) break;
+    }
+  }
   if (topP < 1) {
     let mass = 0;
     let keep = 0;
@@ -94,4 +104,57 @@ export function sampleToken(
   }
   const last = candidates[candidates.length - 1];
   return { token: last, logprob: logprobOf(last) };
+}
+
+/**
+ * The indices of the k largest logits, largest first and ties by index: the first k of the whole
+ * vocabulary sorted by (logit descending, index ascending), found without sorting it (a selection
+ * of the k-th largest value, then a sort of the k winners).
+ */
+export function largest(logits: Float32Array, k: number): number[] {
+  const v = logits.length;
+  const byValue = (a: number, b: number) => logits[b] - logits[a] || a - b;
+  if (k <= 0) return [];
+  if (k * 4 >= v || logits.some(Number.isNaN)) {
+    // Most of the vocabulary (or NaNs, which only the full comparator orders as before): sort it all.
+    return Array.from({ length: v }, (_, i) => i)
+      .sort(byValue)
+      .slice(0, k);
+  }
+  const threshold = kthLargest(Float32Array.from(logits), k);
+  const out: number[] = [];
+  for (let i = 0; i < v; i++) if (logits[i] > threshold) out.push(i);
+  for (let i = 0; i < v && out.length < k; i++) if (logits[i] === threshold) out.push(i);
+  return out.sort(byValue);
+}
+
+/** The k-th largest value of a (1-based; no NaNs), by quickselect with a 3-way partition; reorders a. */
+function kthLargest(a: Float32Array, k: number): number {
+  const target = k - 1; // position in descending order
+  let lo = 0;
+  let hi = a.length - 1;
+  const swap = (i: number, j: number) => {
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  };
+  for (;;) {
+    if (lo >= hi) return a[lo];
+    const x = a[lo];
+    const y = a[(lo + hi) >> 1];
+    const z = a[hi];
+    const pivot = Math.max(Math.min(x, y), Math.min(Math.max(x, y), z)); // median of three
+    // [lo, lt) > pivot, [lt, i) == pivot, (gt, hi] < pivot
+    let lt = lo;
+    let i = lo;
+    let gt = hi;
+    while (i <= gt) {
+      if (a[i] > pivot) swap(lt++, i++);
+      else if (a[i] < pivot) swap(i, gt--);
+      else i++;
+    }
+    if (target < lt) hi = lt - 1;
+    else if (target > gt) lo = gt + 1;
+    else return pivot;
+  }
 }
