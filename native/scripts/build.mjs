@@ -9,7 +9,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const on = (name) => ['1', 'on', 'true', 'yes'].includes(String(process.env[name] ?? '').toLowerCase());
 const args = ['build', '--CDOTHINK_CUDA=' + (on('OTHINK_CUDA') ? 'ON' : 'OFF')];
 if (process.env.OTHINK_NATIVE_ARCH === '0') args.push('--CDOTHINK_NATIVE_ARCH=OFF');
-if (process.env.CMAKE_CUDA_ARCHITECTURES) args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`);
+if (process.env.CMAKE_CUDA_ARCHITECTURES)
+  args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`);
 
 const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
 const result = spawnSync(process.execPath, [cmakeJs, ...args], {
