@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "cpu/gemm_microkernel.h"
+#include "cpu/gemm_small.h"
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -201,6 +202,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
       for (float *x = c + i * ldc, *end = x + n; x < end; ++x) *x = beta == 0.f ? 0.f : beta * *x;
     return;
   }
+  // A few rows against x @ W^T (decode steps): dot products over unpacked rows (gemm_small.cc).
+  if (sgemm_small_m(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   const Problem pr{k, alpha, beta, a, trans_a ? 1 : lda, trans_a ? lda : 1,
                    b, trans_b ? ldb : 1, trans_b ? 1 : ldb, c, ldc};
 
