@@ -3,6 +3,7 @@
  * `pnpm bench` as soon as they land (and are skipped with a note until then):
  *   - benchmarks/src/gemm.ts            `benchGemm({ quick }): Promise<GemmBenchRow[]>` (ours vs OpenBLAS)
  *   - benchmarks/src/attention.ts       `benchAttention({ quick }): Promise<AttentionBenchRow[]>`
+ *   - benchmarks/src/model.ts           `benchModel({ quick }): Promise<ModelBenchRow[]>` (ours vs PyTorch)
  *   - packages/data/bench/text.ts       `benchTextPipeline()`
  *   - packages/data/bench/image.ts      `benchImageProcessor()`
  * Their results are rendered generically: an array of flat objects (or `{ rows }`) becomes a table.
@@ -26,6 +27,12 @@ export const EXTERNAL_SECTIONS: External[] = [
     title: 'Attention (CPU, flash-style)',
     path: './attention.ts',
     exportName: 'benchAttention',
+  },
+  {
+    id: 'model',
+    title: 'Qwen2-VL small model: ours vs PyTorch (forward + backward, generation, memory)',
+    path: './model.ts',
+    exportName: 'benchModel',
   },
   {
     id: 'data-text',
