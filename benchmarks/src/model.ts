@@ -260,7 +260,7 @@ export async function benchModel(opts: { quick: boolean }): Promise<ModelBenchRo
     seed: 1234,
     warmup: 1,
     reps: quick ? 2 : 5,
-    genReps: quick ? 1 : 3,
+    genReps: quick ? 1 : 5,
     batch: 8,
     seqLen: 123,
     imageSize: 112,
