@@ -223,9 +223,33 @@ export interface FusedJobResult {
   workspaceBytes: number;
   forward: Stats;
   backward: Stats;
-  /** The same GEMMs alone, chunk by chunk (fused mode). */
+  /**
+   * CPU time (user + system, all threads) of the same runs: what the work cost, without the time
+   * spent waiting for a core on a loaded machine.
+   */
+  forwardCpu: Stats;
+  backwardCpu: Stats;
+  /** The same GEMMs alone, chunk by chunk (fused mode); wall clock and CPU time. */
   gemmForward?: Stats;
   gemmBackward?: Stats;
+  gemmForwardCpu?: Stats;
+  gemmBackwardCpu?: Stats;
+}
+
+/** CPU time of this process (user + system, all threads) in seconds. */
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Runs fn, appending its wall-clock and CPU seconds. */
+function timed<T>(fn: () => T, wall: number[], cpu: number[]): T {
+  const c0 = cpuSeconds();
+  const t0 = now();
+  const r = fn();
+  wall.push(now() - t0);
+  cpu.push(cpuSeconds() - c0);
+  return r;
 }
 
 function fusedWarmup(): void {
@@ -267,18 +291,20 @@ export function runFused(job: FusedJob): FusedJobResult {
 
   const fwdSamples: number[] = [];
   const bwdSamples: number[] = [];
+  const fwdCpu: number[] = [];
+  const bwdCpu: number[] = [];
   let peakExtraBytes = 0;
   let outputBytes = 0;
-  let gemmStats: { forward: Stats; backward: Stats } | null = null;
+  let gemmStats: { forward: Stats; backward: Stats; forwardCpu: Stats; backwardCpu: Stats } | null = null;
   if (mode === 'fused') {
     const base = { hidden, weight, targets, hiddenSize: h, chunkSize: chunk };
     const once = (measure: boolean) => {
-      let t0 = now();
-      const f = fusedLinearLogprobs(base);
-      fwdSamples.push(now() - t0);
-      t0 = now();
-      const g = fusedLinearLogprobsBackward({ ...base, lse: f.lse, gradLogprobs, gradWeight });
-      bwdSamples.push(now() - t0);
+      const f = timed(() => fusedLinearLogprobs(base), fwdSamples, fwdCpu);
+      const g = timed(
+        () => fusedLinearLogprobsBackward({ ...base, lse: f.lse, gradLogprobs, gradWeight }),
+        bwdSamples,
+        bwdCpu,
+      );
       if (measure) {
         peakExtraBytes = peakRss() - baselineBytes;
         const gradHidden = g.gradHidden as Float32Array | undefined;
@@ -324,6 +350,8 @@ export function runFused(job: FusedJob): FusedJobResult {
     };
     const gemmFwdSamples: number[] = [];
     const gemmBwdSamples: number[] = [];
+    const gemmFwdCpu: number[] = [];
+    const gemmBwdCpu: number[] = [];
     for (let r = 0; r < Math.max(reps, gemmReps); r++) {
       progress(`fused N=${n} V=${v}: round ${r + 1}/${Math.max(reps, gemmReps)}`);
       if (r < reps) {
@@ -331,23 +359,27 @@ export function runFused(job: FusedJob): FusedJobResult {
         once(false);
       }
       if (r < gemmReps) {
-        let t0 = now();
-        gemmFwd();
-        gemmFwdSamples.push(now() - t0);
-        t0 = now();
-        gemmBwd();
-        gemmBwdSamples.push(now() - t0);
+        timed(gemmFwd, gemmFwdSamples, gemmFwdCpu);
+        timed(gemmBwd, gemmBwdSamples, gemmBwdCpu);
       }
     }
     if (gemmReps > 0) {
-      gemmStats = { forward: stats(gemmFwdSamples), backward: stats(gemmBwdSamples) };
+      gemmStats = {
+        forward: stats(gemmFwdSamples),
+        backward: stats(gemmBwdSamples),
+        forwardCpu: stats(gemmFwdCpu),
+        backwardCpu: stats(gemmBwdCpu),
+      };
     }
   } else {
     progress(`unfused N=${n} V=${v} H=${h}: full logits, forward + backward (memory)`);
+    const c0 = cpuSeconds();
     let t0 = now();
     const logits = sgemm({ a: hidden, b: weight, m: n, n: v, k: h, transB: true });
     const f = tokenLogprobs({ logits, targets, vocabSize: v });
     fwdSamples.push(now() - t0);
+    const c1 = cpuSeconds();
+    fwdCpu.push(c1 - c0);
     t0 = now();
     const dlogits = tokenLogprobsBackward({
       logits,
@@ -360,6 +392,7 @@ export function runFused(job: FusedJob): FusedJobResult {
     const gradHidden = sgemm({ a: dlogits, b: weight, m: n, n: h, k: v });
     sgemm({ a: dlogits, b: hidden, c: gradWeight, m: v, n: h, k: n, transA: true, beta: 1 });
     bwdSamples.push(now() - t0);
+    bwdCpu.push(cpuSeconds() - c1);
     peakExtraBytes = peakRss() - baselineBytes;
     outputBytes = f.logprobs.byteLength + f.lse.byteLength + gradHidden.byteLength;
   }
@@ -376,10 +409,14 @@ export function runFused(job: FusedJob): FusedJobResult {
     workspaceBytes: peakExtraBytes - outputBytes,
     forward: stats(fwdSamples),
     backward: stats(bwdSamples),
+    forwardCpu: stats(fwdCpu),
+    backwardCpu: stats(bwdCpu),
   };
   if (gemmStats) {
     result.gemmForward = gemmStats.forward;
     result.gemmBackward = gemmStats.backward;
+    result.gemmForwardCpu = gemmStats.forwardCpu;
+    result.gemmBackwardCpu = gemmStats.backwardCpu;
   }
 
   return result;
