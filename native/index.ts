@@ -99,10 +99,13 @@ export interface GroupAdvantagesOptions {
   nonFinite?: 'error' | 'ignore';
   /** Added to the std (R1-V / TRL: 1e-4). */
   eps?: number;
+  /** `[B * G]` buffer the advantages are written to (reused across steps: no fresh-memory page faults). */
+  out?: F32Input;
 }
 
 export interface GroupAdvantagesResult {
-  advantages: Float32Array;
+  /** `out` when given, else a new Float32Array. */
+  advantages: F32Input;
   /** `[B]` group means of the finite rewards. */
   groupMeans: Float32Array;
   /** `[B]` unbiased group stds (0 with fewer than two finite rewards). */
@@ -120,11 +123,15 @@ export interface KlPenaltyOptions {
   clamp?: number;
   /** Also return d value / d logprobs. Default true. */
   withGrad?: boolean;
+  /** Buffers (length of logprobs) the values / gradients are written to, reused across calls. */
+  outValues?: F32Input;
+  outGrads?: F32Input;
 }
 
 export interface KlPenaltyResult {
-  values: Float32Array;
-  grads?: Float32Array;
+  /** `outValues` / `outGrads` when given, else new Float32Arrays. */
+  values: F32Input;
+  grads?: F32Input;
 }
 
 export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
@@ -156,6 +163,8 @@ export interface GrpoLossOptions {
   numItemsInBatch?: number;
   /** Return d loss / d logprobs. Default true. */
   withGrad?: boolean;
+  /** `[S, T]` buffer d loss / d logprobs is written to (reused across steps). */
+  outGrad?: F32Input;
   withPerTokenLoss?: boolean;
 }
 
@@ -175,7 +184,8 @@ export interface GrpoLossStats {
 
 export interface GrpoLossResult {
   loss: number;
-  gradLogprobs?: Float32Array;
+  /** `outGrad` when given, else a new Float32Array. */
+  gradLogprobs?: F32Input;
   perTokenLoss?: Float32Array;
   stats: GrpoLossStats;
 }

@@ -188,14 +188,15 @@ Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
   }
   Napi::Env env = a.env();
   const size_t groups = n / g;
-  Napi::Float32Array adv = new_f32(env, n), means = new_f32(env, groups), stds = new_f32(env, groups);
+  auto [adv, adv_value] = output_f32(a, "out", n, "one per reward");
+  Napi::Float32Array means = new_f32(env, groups), stds = new_f32(env, groups);
   cpu::group_advantages(rewards.Data(), static_cast<int64_t>(n), g,
                         scale == "group" ? cpu::AdvantageScale::Group
                         : scale == "batch" ? cpu::AdvantageScale::Batch
                                            : cpu::AdvantageScale::None,
-                        skip, static_cast<float>(eps), adv.Data(), means.Data(), stds.Data());
+                        skip, static_cast<float>(eps), adv, means.Data(), stds.Data());
   Napi::Object out = Napi::Object::New(env);
-  out.Set("advantages", adv);
+  out.Set("advantages", adv_value);
   out.Set("groupMeans", means);
   out.Set("groupStds", stds);
   return out;
@@ -217,13 +218,14 @@ Napi::Value KlPenalty(const Napi::CallbackInfo& info) {
   const float clamp = read_clamp(a, "clamp");
   const bool with_grad = a.flag("withGrad", true);
   Napi::Env env = a.env();
-  Napi::Float32Array values = new_f32(env, n);
-  Napi::Float32Array grads = with_grad ? new_f32(env, n) : Napi::Float32Array();
-  cpu::kl_penalty(logp.Data(), ref.Data(), static_cast<int64_t>(n), est, clamp, values.Data(),
-                  with_grad ? grads.Data() : nullptr);
+  auto [values, values_value] = output_f32(a, "outValues", n, "the length of logprobs");
+  std::pair<float*, Napi::Value> grads{nullptr, env.Undefined()};
+  if (with_grad) grads = output_f32(a, "outGrads", n, "the length of logprobs");
+  cpu::kl_penalty(logp.Data(), ref.Data(), static_cast<int64_t>(n), est, clamp, values,
+                  grads.first);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("values", values);
-  if (with_grad) out.Set("grads", grads);
+  out.Set("values", values_value);
+  if (with_grad) out.Set("grads", grads.second);
   return out;
 }
 
@@ -276,11 +278,12 @@ Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
   const bool with_grad = a.flag("withGrad", true);
   const bool with_ptl = a.flag("withPerTokenLoss", false);
   Napi::Env env = a.env();
-  Napi::Float32Array grad = with_grad ? new_f32(env, s * t) : Napi::Float32Array();
+  std::pair<float*, Napi::Value> grad{nullptr, env.Undefined()};
+  if (with_grad) grad = output_f32(a, "outGrad", s * t, "the shape of logprobs");
   Napi::Float32Array ptl = with_ptl ? new_f32(env, s * t) : Napi::Float32Array();
   const cpu::GrpoLossStats st =
       cpu::grpo_loss(logp.Data(), old.IsEmpty() ? nullptr : old.Data(), ref.IsEmpty() ? nullptr : ref.Data(), adv.Data(),
-                     mask.Data(), cfg, with_grad ? grad.Data() : nullptr, with_ptl ? ptl.Data() : nullptr);
+                     mask.Data(), cfg, grad.first, with_ptl ? ptl.Data() : nullptr);
   Napi::Object stats = Napi::Object::New(env);
   stats.Set("meanKl", st.mean_kl);
   stats.Set("clipRatioLow", st.clip_low);
@@ -290,7 +293,7 @@ Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
   stats.Set("tokens", st.mask_sum);
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", st.loss);
-  if (with_grad) out.Set("gradLogprobs", grad);
+  if (with_grad) out.Set("gradLogprobs", grad.second);
   if (with_ptl) out.Set("perTokenLoss", ptl);
   out.Set("stats", stats);
   return out;

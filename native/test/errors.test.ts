@@ -170,3 +170,40 @@ describe('loading', () => {
     expect(info.threads).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('caller-owned outputs', () => {
+  it('klPenalty, grpoLoss and groupAdvantages write into `out` buffers and return them', () => {
+    const logprobs = Float32Array.of(-1, -2, -0.5, -3);
+    const refLogprobs = Float32Array.of(-1.2, -1.5, -0.5, -2);
+    const fresh = native.klPenalty({ logprobs, refLogprobs });
+    const outValues = new Float32Array(4);
+    const outGrads = new Float32Array(4);
+    const kl = native.klPenalty({ logprobs, refLogprobs, outValues, outGrads });
+    expect(kl.values).toBe(outValues);
+    expect(kl.grads).toBe(outGrads);
+    expect(Array.from(outValues)).toEqual(Array.from(fresh.values as Float32Array));
+    expect(() => native.klPenalty({ logprobs, refLogprobs, outValues: new Float32Array(3) })).toThrow(
+      /outValues has 3 elements; expected 4/,
+    );
+    const g = {
+      logprobs,
+      refLogprobs,
+      advantages: Float32Array.of(1, -1),
+      completionMask: new Float32Array(4).fill(1),
+      beta: 0.04,
+    };
+    const outGrad = new Float32Array(4);
+    const loss = native.grpoLoss({ ...g, outGrad });
+    expect(loss.gradLogprobs).toBe(outGrad);
+    expect(Array.from(outGrad)).toEqual(Array.from(native.grpoLoss(g).gradLogprobs as Float32Array));
+    const out = new Float32Array(4);
+    const adv = native.groupAdvantages({ rewards: Float32Array.of(0, 1, 2, 2), groupSize: 2, out });
+    expect(adv.advantages).toBe(out);
+    expect(Array.from(out)).toEqual(
+      Array.from(
+        native.groupAdvantages({ rewards: Float32Array.of(0, 1, 2, 2), groupSize: 2 })
+          .advantages as Float32Array,
+      ),
+    );
+  });
+});

@@ -123,11 +123,12 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     }
     const rowSamples = samples.flatMap((s) => new Array<S>(g).fill(s));
     const scored = await this.grpo.rewards(texts, rowSamples);
-    const { advantages, groupStds } = groupAdvantages({
+    const { advantages: adv, groupStds } = groupAdvantages({
       rewards: Float32Array.from(scored.total),
       groupSize: g,
       scale: c.scaleRewards,
     });
+    const advantages = adv as Float32Array; // no `out` given: a new Float32Array
     // Full sequences: prompt columns then completion columns; the completion mask extends the prompt's.
     const s = repeated.seqLen;
     const inputIds = new Int32Array(rows * (s + n));
