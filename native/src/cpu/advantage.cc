@@ -42,10 +42,11 @@ void group_advantages(const float* rewards, int64_t n, int64_t group_size, Advan
     const double denom = scale == AdvantageScale::Group   ? m.std + eps
                          : scale == AdvantageScale::Batch ? batch_std + eps
                                                           : 1.0;
+    // One division per group: a per-element division is the kernel's bottleneck.
+    const float inv = static_cast<float>(1.0 / denom), mean = static_cast<float>(m.mean);
     for (int64_t i = 0; i < group_size; ++i) {
       const float ri = r[i];
-      advantages[g * group_size + i] =
-          std::isfinite(ri) ? static_cast<float>((ri - m.mean) / denom) : 0.f;
+      advantages[g * group_size + i] = std::isfinite(ri) ? (ri - mean) * inv : 0.f;
     }
   }
 }
