@@ -3,6 +3,7 @@
  * `pnpm bench` as soon as they land (and are skipped with a note until then):
  *   - benchmarks/src/gemm.ts            `benchGemm({ quick }): Promise<GemmBenchRow[]>` (ours vs OpenBLAS)
  *   - benchmarks/src/attention.ts       `benchAttention({ quick }): Promise<AttentionBenchRow[]>`
+ *   - benchmarks/src/model.ts           `benchModel({ quick }): Promise<ModelBenchRow[]>` (Qwen2-VL vs PyTorch)
  *   - benchmarks/src/model.ts           `benchModel({ quick }): Promise<ModelBenchRow[]>` (ours vs PyTorch)
  *   - packages/data/bench/text.ts       `benchTextPipeline()`
  *   - packages/data/bench/image.ts      `benchImageProcessor()`

@@ -71,31 +71,49 @@ function fitsInMemory(need: number, o: KernelBenchOptions): { ok: boolean; avail
 
 interface TorchProbe {
   ok: boolean;
+  /** The interpreter that imports torch. */
+  python: string | null;
   note: string;
 }
 
-/** PyTorch's log_softmax + gather is compared only when torch imports and uses MKL or OpenBLAS. */
+// Imports torch, runs a matmul (which loads the BLAS), and names the BLAS from the mapped libraries.
+const TORCH_PROBE = `
+import torch
+a = torch.ones(64, 64); (a @ a).sum()
+maps = open('/proc/self/maps').read().lower()
+blas = 'mkl' if 'libmkl' in maps else 'openblas' if 'openblas' in maps else 'blis' if 'blis' in maps else 'other'
+print(torch.__version__); print(blas)
+`;
+
+/**
+ * PyTorch's log_softmax + gather is compared only when an interpreter imports torch and torch runs
+ * on MKL or OpenBLAS (the issue's condition; a reference-BLAS build is not a fair peer).
+ * Candidates: $OTHINK_PYTHON, python3, /usr/bin/python3 (Debian's python3-torch).
+ */
 function probeTorch(): TorchProbe {
-  const r = spawnSync(
-    'python3',
-    ['-c', 'import torch; print(torch.__version__); print(torch.__config__.show())'],
-    {
-      encoding: 'utf8',
-      timeout: 60_000,
-    },
+  const candidates = [process.env.OTHINK_PYTHON, 'python3', '/usr/bin/python3'].filter(
+    (p, i, a): p is string => !!p && a.indexOf(p) === i,
   );
-  if (r.status !== 0) {
-    const why = r.error ? String(r.error.message) : (r.stderr ?? '').trim().split('\n').pop();
-    return { ok: false, note: `PyTorch not compared: \`python3 -c "import torch"\` failed (${why}).` };
+  const failures: string[] = [];
+  for (const python of candidates) {
+    const r = spawnSync(python, ['-c', TORCH_PROBE], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) {
+      const why = r.error ? String(r.error.message) : (r.stderr ?? '').trim().split('\n').pop();
+      failures.push(`${python}: ${why}`);
+      continue;
+    }
+    const [version, blas] = r.stdout.trim().split('\n');
+    if (blas !== 'mkl' && blas !== 'openblas') {
+      failures.push(`${python}: torch ${version} on ${blas} BLAS (not MKL / OpenBLAS)`);
+      continue;
+    }
+    return {
+      ok: true,
+      python,
+      note: `PyTorch ${version} (${python}, ${blas === 'mkl' ? 'MKL' : 'OpenBLAS'}) compared: log_softmax + gather, forward, same threads.`,
+    };
   }
-  const cfg = r.stdout.toLowerCase();
-  const blas = cfg.includes('mkl') ? 'MKL' : cfg.includes('openblas') ? 'OpenBLAS' : null;
-  if (!blas)
-    return { ok: false, note: 'PyTorch not compared: this torch build uses neither MKL nor OpenBLAS.' };
-  return {
-    ok: true,
-    note: `PyTorch ${r.stdout.split('\n')[0]} (${blas}) compared: log_softmax + gather, forward.`,
-  };
+  return { ok: false, python: null, note: `PyTorch not compared: ${failures.join('; ')}.` };
 }
 
 const TORCH_SCRIPT = `
@@ -114,8 +132,14 @@ ts.sort()
 print(json.dumps({"median": ts[len(ts) // 2], "min": ts[0], "max": ts[-1], "reps": reps}))
 `;
 
-function runTorch(n: number, v: number, reps: number, threads: number): { median: number } | null {
-  const r = spawnSync('python3', ['-c', TORCH_SCRIPT, String(n), String(v), String(reps), String(threads)], {
+function runTorch(
+  python: string,
+  n: number,
+  v: number,
+  reps: number,
+  threads: number,
+): { median: number } | null {
+  const r = spawnSync(python, ['-c', TORCH_SCRIPT, String(n), String(v), String(reps), String(threads)], {
     encoding: 'utf8',
     timeout: 600_000,
   });
@@ -198,7 +222,7 @@ export async function benchLogprobs(o: KernelBenchOptions, threads: number): Pro
       };
       if (torch.ok) {
         o.log(`  PyTorch log_softmax + gather V=${v} N=${n}`);
-        const t = runTorch(n, v, job.reps, threads);
+        const t = runTorch(torch.python!, n, v, job.reps, threads);
         if (t) {
           row.torchFwdMs = ms(t.median);
           row.torchFwdGBs = bytes / t.median / 1e9;
@@ -569,27 +593,40 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
       naiveMs: ms(r.naive.median),
       naiveGBs: r.bytes / r.naive.median / 1e9,
       speedup: r.naive.median / r.ours.median,
+      oursOutMs: r.oursOut ? ms(r.oursOut.median) : undefined,
+      oursOutGBs: r.oursOut ? r.bytes / r.oursOut.median / 1e9 : undefined,
+      speedupOut: r.oursOut ? r.naive.median / r.oursOut.median : undefined,
       oursFaults: r.ours.faults,
       diff: r.maxAbsDiff,
       peakRssMB: r.peakRssBytes / MB,
     });
   }
-  const targets: Target[] = (['advantages', 'kl', 'grpo'] as const).map((k) => {
+  const targets: Target[] = [];
+  for (const k of ['advantages', 'kl', 'grpo'] as const) {
     const rs = rows.filter((r) => r.kernel === names[k]);
-    const missed = rs.filter((r) => (r.speedup as number) < 10);
-    return {
-      name: `${names[k]} >= 10x naive TS`,
-      status: rs.length ? (missed.length ? 'missed' : 'met') : 'not measured',
-      detail: rs.map((r) => `${r.shape}: ${formatNumber(r.speedup as number)}x`).join('; '),
-    };
-  });
+    for (const [key, how] of [
+      ['speedup', 'allocating its outputs'],
+      ['speedupOut', 'into caller-owned outputs'],
+    ] as const) {
+      const measured = rs.filter((r) => r[key] !== undefined);
+      if (key === 'speedupOut' && !measured.length) continue;
+      const missed = measured.filter((r) => (r[key] as number) < 10);
+      targets.push({
+        name: `${names[k]} >= 10x naive TS (${how})`,
+        status: measured.length ? (missed.length ? 'missed' : 'met') : 'not measured',
+        detail: measured.map((r) => `${r.shape}: ${formatNumber(r[key] as number)}x`).join('; '),
+      });
+    }
+  }
   return {
     id: 'rl',
     title: 'Group advantages, KL, GRPO loss vs naive TS',
     description:
       'Bytes counted (inputs read once, outputs written once, float32): advantages 2·B·G·4 + 2·B·4; KL 4·n·4 ' +
       '(logp, ref in; value, grad out); GRPO loss 5·S·T·4 + S·4 (logp, old, ref, mask in; grad out). ' +
-      'Ours includes the N-API call, argument checks and output allocation; both run round-robin in one process.',
+      'Ours includes the N-API call, argument checks and output allocation; "into out" passes caller-owned output ' +
+      'buffers reused across calls (`out`, `outValues` / `outGrads`, `outGrad`), when the addon has them. ' +
+      'All run round-robin in one process.',
     tables: [
       {
         columns: [
@@ -601,6 +638,9 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
           { key: 'naiveGBs', label: 'naive GB/s' },
           { key: 'speedup', label: 'speed-up', digits: 1 },
           { key: 'oursFaults', label: 'ours page faults / call', digits: 0 },
+          { key: 'oursOutMs', label: 'ours into out ms' },
+          { key: 'oursOutGBs', label: 'ours into out GB/s' },
+          { key: 'speedupOut', label: 'speed-up into out', digits: 1 },
           { key: 'diff', label: 'max abs diff' },
           { key: 'peakRssMB', label: 'peak RSS MB (both)', digits: 0 },
         ],

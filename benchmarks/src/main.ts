@@ -3,7 +3,7 @@
  *
  *   pnpm bench                       the issue's sizes, capped to this machine's memory and time budget
  *   pnpm bench -- --quick            small sizes, a few seconds (smoke test)
- *   pnpm bench -- --only logprobs    one or more sections (comma-separated): logprobs, fused, rl, gemm, attention, data-text, data-image
+ *   pnpm bench -- --only logprobs    one or more sections (comma-separated): logprobs, fused, rl, gemm, attention, model, data-text, data-image
  *   pnpm bench -- --out <dir>        output directory (default: bench-results/ at the repository root)
  *   pnpm bench -- --fused-budget <s> seconds one fused-linear configuration may take (default 240)
  *   pnpm bench -- --threads <n>      threads of the kernels and of memcpy (default: all cores / OMP_NUM_THREADS)
