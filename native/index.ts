@@ -99,17 +99,24 @@ export interface GroupAdvantagesOptions {
   nonFinite?: 'error' | 'ignore';
   /** Added to the std (R1-V / TRL: 1e-4). */
   eps?: number;
-  /** `[B * G]` buffer the advantages are written to (reused across steps: no fresh-memory page faults). */
+  /**
+   * `[B * G]` buffer the advantages are written to (reused across steps: no fresh-memory page
+   * faults). When the call throws for a non-finite reward its contents are unspecified.
+   */
   out?: F32Input;
+  /** `[B]` buffer for the group means (like `out`). */
+  outGroupMeans?: F32Input;
+  /** `[B]` buffer for the group stds (like `out`). */
+  outGroupStds?: F32Input;
 }
 
 export interface GroupAdvantagesResult {
   /** `out` when given, else a new Float32Array. */
   advantages: F32Input;
-  /** `[B]` group means of the finite rewards. */
-  groupMeans: Float32Array;
-  /** `[B]` unbiased group stds (0 with fewer than two finite rewards). */
-  groupStds: Float32Array;
+  /** `[B]` group means of the finite rewards (`outGroupMeans` when given). */
+  groupMeans: F32Input;
+  /** `[B]` unbiased group stds, 0 with fewer than two finite rewards (`outGroupStds` when given). */
+  groupStds: F32Input;
 }
 
 export type KlEstimator = 'k1' | 'k2' | 'k3' | 'abs';

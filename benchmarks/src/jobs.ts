@@ -442,6 +442,8 @@ export interface RlJobResult {
   ours: Stats;
   /** Ours into caller-owned outputs reused across calls (null when the addon has no such option). */
   oursOut: Stats | null;
+  /** memcpy of the same number of bytes (the bandwidth limit of a kernel that streams its data). */
+  memcpy: Stats;
   naive: Stats;
   maxAbsDiff: number;
   peakRssBytes: number;
@@ -464,8 +466,11 @@ export function runRl(job: RlJob): RlJobResult {
     for (let i = 0; i < n; i++) rewards[i] = (r() < 0.5 ? 1 : 0) + 0.5 * r();
     oursFn = () => groupAdvantages({ rewards, groupSize: g });
     const out = new Float32Array(n).fill(0);
-    if (groupAdvantages({ rewards, groupSize: g, out }).advantages === out)
-      oursOutFn = () => groupAdvantages({ rewards, groupSize: g, out });
+    const outGroupMeans = new Float32Array(b).fill(0);
+    const outGroupStds = new Float32Array(b).fill(0);
+    const probe = groupAdvantages({ rewards, groupSize: g, out, outGroupMeans, outGroupStds });
+    if (probe.advantages === out && probe.groupMeans === outGroupMeans && probe.groupStds === outGroupStds)
+      oursOutFn = () => groupAdvantages({ rewards, groupSize: g, out, outGroupMeans, outGroupStds });
     naiveFn = () => naive.groupAdvantages(rewards, g);
     check = () =>
       maxAbsDiff(
@@ -528,8 +533,12 @@ export function runRl(job: RlJob): RlJobResult {
     };
     bytes = n * 4 * 5 + S * 4;
   }
+  // The physical limit: memcpy moving the same bytes (half read, half written).
+  const copySrc = new Float32Array(Math.ceil(bytes / 8)).fill(1);
+  const copyDst = new Float32Array(copySrc.length).fill(0);
   const tasks: Task[] = [
     { name: 'ours', run: oursFn, after: collectGarbage },
+    { name: 'memcpy', run: () => parallelCopy({ src: copySrc, dst: copyDst }), after: collectGarbage },
     { name: 'naive', run: naiveFn, after: collectGarbage },
   ];
   if (oursOutFn) tasks.splice(1, 0, { name: 'oursOut', run: oursOutFn, after: collectGarbage });
@@ -541,6 +550,7 @@ export function runRl(job: RlJob): RlJobResult {
     bytes,
     ours: t.ours,
     oursOut: t.oursOut ?? null,
+    memcpy: t.memcpy,
     naive: t.naive,
     maxAbsDiff: check(),
     peakRssBytes: peakRss(),

@@ -596,6 +596,8 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
       oursOutMs: r.oursOut ? ms(r.oursOut.median) : undefined,
       oursOutGBs: r.oursOut ? r.bytes / r.oursOut.median / 1e9 : undefined,
       speedupOut: r.oursOut ? r.naive.median / r.oursOut.median : undefined,
+      memcpyGBs: r.bytes / r.memcpy.median / 1e9,
+      ofMemcpy: (r.memcpy.median / (r.oursOut ?? r.ours).median) * 100,
       oursFaults: r.ours.faults,
       diff: r.maxAbsDiff,
       peakRssMB: r.peakRssBytes / MB,
@@ -625,8 +627,9 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
       'Bytes counted (inputs read once, outputs written once, float32): advantages 2·B·G·4 + 2·B·4; KL 4·n·4 ' +
       '(logp, ref in; value, grad out); GRPO loss 5·S·T·4 + S·4 (logp, old, ref, mask in; grad out). ' +
       'Ours includes the N-API call, argument checks and output allocation; "into out" passes caller-owned output ' +
-      'buffers reused across calls (`out`, `outValues` / `outGrads`, `outGrad`), when the addon has them. ' +
-      'All run round-robin in one process.',
+      'buffers reused across calls (`out` + `outGroupMeans` / `outGroupStds`, `outValues` / `outGrads`, `outGrad`), when the addon has them. ' +
+      "memcpy copies the same number of bytes (half read, half written) with the addon's parallel copy: the " +
+      'limit for kernels that stream their data once. All run round-robin in one process.',
     tables: [
       {
         columns: [
@@ -641,6 +644,8 @@ export async function benchRl(o: KernelBenchOptions): Promise<SectionResult> {
           { key: 'oursOutMs', label: 'ours into out ms' },
           { key: 'oursOutGBs', label: 'ours into out GB/s' },
           { key: 'speedupOut', label: 'speed-up into out', digits: 1 },
+          { key: 'memcpyGBs', label: 'memcpy GB/s' },
+          { key: 'ofMemcpy', label: 'ours (into out) % of memcpy', digits: 0 },
           { key: 'diff', label: 'max abs diff' },
           { key: 'peakRssMB', label: 'peak RSS MB (both)', digits: 0 },
         ],

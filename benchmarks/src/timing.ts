@@ -48,7 +48,13 @@ export function stats(samples: readonly number[], faults?: readonly number[]): S
 /** Runs the full garbage collector when the process was started with `--expose-gc` (children are). */
 export function collectGarbage(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) gc();
+  if (!gc) return;
+  gc();
+  // V8 finishes sweeping on background threads after gc() returns; on a 2-core machine they would
+  // take a core from the next timed run (a multithreaded kernel then waits for its slowest
+  // thread). Spin meanwhile rather than sleep: an idle core wakes slowly (tens of microseconds).
+  const until = performance.now() + 5;
+  while (performance.now() < until);
 }
 
 export interface TimeOptions {

@@ -166,7 +166,8 @@ Napi::Value FusedLinearLogprobsBackward(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// groupAdvantages({ rewards [B*G], groupSize, scale?: 'group'|'batch'|'none', nonFinite?: 'error'|'ignore', eps? })
+// groupAdvantages({ rewards [B*G], groupSize, scale?: 'group'|'batch'|'none', nonFinite?: 'error'|'ignore', eps?,
+//                   out?, outGroupMeans?, outGroupStds? })
 Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
   Args a(info, "groupAdvantages");
   Napi::Float32Array rewards = a.f32("rewards");
@@ -179,26 +180,22 @@ Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
   const bool skip = a.choice("nonFinite", "error", {"error", "ignore"}) == "ignore";
   const double eps = a.number("eps", 1e-4);
   if (eps < 0) a.range_error("eps must be >= 0");
-  if (!skip) {
-    const float* r = rewards.Data();
-    for (size_t i = 0; i < n; ++i)
-      if (!std::isfinite(r[i]))
-        a.range_error("rewards[" + std::to_string(i) + "] is " + (std::isnan(r[i]) ? "NaN" : "infinite") +
-                      " (pass nonFinite: 'ignore' to leave such rewards out with advantage 0)");
-  }
   Napi::Env env = a.env();
   const size_t groups = n / g;
   auto [adv, adv_value] = output_f32(a, "out", n, "one per reward");
-  Napi::Float32Array means = new_f32(env, groups), stds = new_f32(env, groups);
-  cpu::group_advantages(rewards.Data(), static_cast<int64_t>(n), g,
-                        scale == "group" ? cpu::AdvantageScale::Group
-                        : scale == "batch" ? cpu::AdvantageScale::Batch
-                                           : cpu::AdvantageScale::None,
-                        skip, static_cast<float>(eps), adv, means.Data(), stds.Data());
+  auto [means, means_value] = output_f32(a, "outGroupMeans", groups, "one per group");
+  auto [stds, stds_value] = output_f32(a, "outGroupStds", groups, "one per group");
+  const bool all_finite = cpu::group_advantages(rewards.Data(), static_cast<int64_t>(n), g,
+                                                scale == "group"   ? cpu::AdvantageScale::Group
+                                                : scale == "batch" ? cpu::AdvantageScale::Batch
+                                                                   : cpu::AdvantageScale::None,
+                                                skip, static_cast<float>(eps), adv, means, stds);
+  // The kernel checks finiteness in its own pass over the rewards; only a failure rescans them.
+  if (!all_finite && !skip) validate::check_finite_rewards(a, rewards);
   Napi::Object out = Napi::Object::New(env);
   out.Set("advantages", adv_value);
-  out.Set("groupMeans", means);
-  out.Set("groupStds", stds);
+  out.Set("groupMeans", means_value);
+  out.Set("groupStds", stds_value);
   return out;
 }
 

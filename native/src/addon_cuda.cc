@@ -313,13 +313,7 @@ Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
   const bool skip = a.choice("nonFinite", "error", {"error", "ignore"}) == "ignore";
   const double eps = a.number("eps", 1e-4);
   if (eps < 0) a.range_error("eps must be >= 0");
-  if (!skip) {
-    const float* r = rewards.Data();
-    for (size_t i = 0; i < n; ++i)
-      if (!std::isfinite(r[i]))
-        a.range_error("rewards[" + std::to_string(i) + "] is " + (std::isnan(r[i]) ? "NaN" : "infinite") +
-                      " (pass nonFinite: 'ignore' to leave such rewards out with advantage 0)");
-  }
+  if (!skip) validate::check_finite_rewards(a, rewards);
   const size_t groups = n / g;
   const DeviceBuffer d_r = upload(rewards), d_adv(n * sizeof(float)), d_mean(groups * sizeof(float)),
                      d_std(groups * sizeof(float)), ws(cuda::group_advantages_workspace_bytes());

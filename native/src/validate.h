@@ -9,6 +9,7 @@
 #include <string>
 
 #include "args.h"
+#include "cpu/advantage.h"
 
 namespace othink::validate {
 
@@ -27,6 +28,14 @@ inline void check_targets(const Args& a, const int32_t* t, size_t n, int64_t voc
 
 inline void check_targets(const Args& a, const Napi::Int32Array& targets, int64_t vocab, int32_t ignore_index) {
   check_targets(a, targets.Data(), targets.ElementLength(), vocab, ignore_index);
+}
+
+// Rewards must be finite unless the caller asked to leave non-finite ones out.
+inline void check_finite_rewards(const Args& a, const Napi::Float32Array& rewards) {
+  const float* r = rewards.Data();
+  if (const int64_t i = cpu::first_non_finite(r, static_cast<int64_t>(rewards.ElementLength())); i >= 0)
+    a.range_error("rewards[" + std::to_string(i) + "] is " + (std::isnan(r[i]) ? "NaN" : "infinite") +
+                  " (pass nonFinite: 'ignore' to leave such rewards out with advantage 0)");
 }
 
 inline int32_t read_ignore_index(const Args& a) {

@@ -89,4 +89,87 @@ describe('groupAdvantages', () => {
     const out = groupAdvantages({ rewards: Float32Array.of(1, 5, 2), groupSize: 1 });
     expect(Array.from(out.advantages)).toEqual([0, 0, 0]);
   });
+
+  // Group sizes 2, 4, 8 and 16 take a SIMD path (several groups per vector register); the others a
+  // scalar float64 path. Both must agree with the float64 reference, including the last vector of a
+  // batch that does not fill all 16 lanes and batches big enough to run on several threads.
+  it.each([
+    [2, 7],
+    [4, 3],
+    [8, 9],
+    [8, 16385],
+    [16, 5],
+    [3, 11],
+    [5, 7],
+    [32, 3],
+  ])('group size %i x %i groups matches the float64 reference', (groupSize, groups) => {
+    let state = groupSize * 7919 + groups;
+    const random = () => {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state / 2147483648;
+    };
+    const values = Array.from(
+      { length: groupSize * groups },
+      () => (random() < 0.5 ? 1 : 0) + 0.5 * random(),
+    );
+    // One group of equal rewards: exactly zero advantage on every path.
+    values.fill(0.75, 0, groupSize);
+    const rewards = Float32Array.from(values);
+    const chunks = Array.from({ length: groups }, (_, k) =>
+      Array.from(rewards.subarray(k * groupSize, (k + 1) * groupSize)),
+    );
+    for (const scale of ['group', 'none'] as const) {
+      const out = groupAdvantages({ rewards, groupSize, scale });
+      const expected = chunks.flatMap((r) => {
+        const { mean, std } = moments(r);
+        return r.map((x) => (x - mean) / (scale === 'group' ? std + 1e-4 : 1));
+      });
+      expectClose(out.advantages, expected, { atol: 2e-6, rtol: 1e-6 }, `${scale} advantages`);
+      expectClose(
+        out.groupMeans,
+        chunks.map((r) => moments(r).mean),
+        { atol: 1e-7, rtol: 1e-6 },
+        'groupMeans',
+      );
+      expectClose(
+        out.groupStds,
+        chunks.map((r) => moments(r).std),
+        { atol: 1e-7, rtol: 1e-6 },
+        'groupStds',
+      );
+      expect(Array.from(out.advantages.subarray(0, groupSize))).toEqual(new Array(groupSize).fill(0));
+    }
+  });
+
+  it('a non-finite reward deep in a large batch is found and named', () => {
+    const rewards = new Float32Array(8 * 5000).fill(1);
+    rewards[31_337] = Number.NEGATIVE_INFINITY;
+    expect(() => groupAdvantages({ rewards, groupSize: 8 })).toThrow(/rewards\[31337\] is infinite/);
+  });
+
+  it('writes into caller-owned out / outGroupMeans / outGroupStds and returns them', () => {
+    const out = new Float32Array(rewards.length);
+    const outGroupMeans = new Float32Array(3);
+    const outGroupStds = new Float32Array(3);
+    const fresh = groupAdvantages({ rewards: Float32Array.from(rewards), groupSize: g });
+    const got = groupAdvantages({
+      rewards: Float32Array.from(rewards),
+      groupSize: g,
+      out,
+      outGroupMeans,
+      outGroupStds,
+    });
+    expect(got.advantages).toBe(out);
+    expect(got.groupMeans).toBe(outGroupMeans);
+    expect(got.groupStds).toBe(outGroupStds);
+    expect(Array.from(out)).toEqual(Array.from(fresh.advantages as Float32Array));
+    expect(Array.from(outGroupStds)).toEqual(Array.from(fresh.groupStds as Float32Array));
+    expect(() =>
+      groupAdvantages({
+        rewards: Float32Array.from(rewards),
+        groupSize: g,
+        outGroupMeans: new Float32Array(2),
+      }),
+    ).toThrow(/outGroupMeans/);
+  });
 });

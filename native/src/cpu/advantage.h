@@ -11,11 +11,15 @@ enum class AdvantageScale {
   None,   // no scaling: r - mean_group (Dr. GRPO)
 };
 
-// rewards [n], n = groups * group_size. Non-finite rewards must be rejected by the caller unless
-// skip_non_finite: then they are left out of every mean and std and get advantage 0.
-// A group (or batch) with fewer than two finite rewards has std 0.
-void group_advantages(const float* rewards, int64_t n, int64_t group_size, AdvantageScale scale,
+// rewards [n], n = groups * group_size. Non-finite rewards are left out of every mean and std and
+// get advantage 0 when skip_non_finite; otherwise the outputs are unspecified if any reward is
+// not finite (the caller checks the result and rejects such input). Returns whether every reward
+// was finite. A group (or batch) with fewer than two finite rewards has std 0.
+bool group_advantages(const float* rewards, int64_t n, int64_t group_size, AdvantageScale scale,
                       bool skip_non_finite, float eps, float* advantages, float* group_means,
                       float* group_stds);
+
+// Index of the first NaN or infinite value of x[0..n), or -1 (for the error message).
+int64_t first_non_finite(const float* x, int64_t n);
 
 }  // namespace othink::cpu

@@ -3,7 +3,9 @@
 // auto-vectorisation of loops with exp() is fragile.
 #pragma once
 #include <cstdint>
+#include <cmath>
 #include <cstring>
+#include <utility>
 
 namespace othink::cpu::simd {
 
@@ -35,6 +37,47 @@ inline void store_partial(float* p, f32v v, int64_t n) {
 inline f32v splat(float x) { return f32v{} + x; }
 inline f32v max(f32v a, f32v b) { return a > b ? a : b; }
 inline f32v min(f32v a, f32v b) { return a < b ? a : b; }
+
+// Lanewise sqrt (vectorised by the compiler: -fno-math-errno is set for the addon).
+inline f32v sqrt(f32v v) {
+  for (int i = 0; i < kLanes; ++i) v[i] = std::sqrt(v[i]);
+  return v;
+}
+
+namespace detail {
+template <int S, size_t... I>
+inline f32v permute_xor(f32v v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, v, static_cast<int>(I ^ S)...);
+}
+}  // namespace detail
+
+// Lane i takes lane i ^ S (one shuffle instruction).
+template <int S>
+inline f32v permute_xor(f32v v) {
+  return detail::permute_xor<S>(v, std::make_index_sequence<kLanes>{});
+}
+
+// Lanes 0 .. kLanes / G - 1 take the first lane of each aligned segment of G lanes (one shuffle).
+template <int G, size_t... I>
+inline f32v segment_heads(f32v v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, v, static_cast<int>((I * G) % kLanes)...);
+}
+template <int G>
+inline f32v segment_heads(f32v v) {
+  return segment_heads<G>(v, std::make_index_sequence<kLanes>{});
+}
+
+// Sum over aligned segments of G lanes (G a power of two <= kLanes) by a butterfly: afterwards
+// every lane holds the sum of its segment. Sums of equal values are exact (each step doubles).
+template <int G>
+inline f32v segment_sum(f32v v) {
+  static_assert(G >= 1 && G <= kLanes && (G & (G - 1)) == 0, "G must be a power of two <= kLanes");
+  if constexpr (G >= 2) v += permute_xor<1>(v);
+  if constexpr (G >= 4) v += permute_xor<2>(v);
+  if constexpr (G >= 8) v += permute_xor<4>(v);
+  if constexpr (G >= 16) v += permute_xor<8>(v);
+  return v;
+}
 
 inline float reduce_add(f32v v) {
   float s = 0.f;

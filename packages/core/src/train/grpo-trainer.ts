@@ -123,12 +123,14 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     }
     const rowSamples = samples.flatMap((s) => new Array<S>(g).fill(s));
     const scored = await this.grpo.rewards(texts, rowSamples);
-    const { advantages: adv, groupStds } = groupAdvantages({
+    const { advantages: adv, groupStds: stds } = groupAdvantages({
       rewards: Float32Array.from(scored.total),
       groupSize: g,
       scale: c.scaleRewards,
     });
-    const advantages = adv as Float32Array; // no `out` given: a new Float32Array
+    // No `out` / `outGroupStds` given: new Float32Arrays.
+    const advantages = adv as Float32Array;
+    const groupStds = stds as Float32Array;
     // Full sequences: prompt columns then completion columns; the completion mask extends the prompt's.
     const s = repeated.seqLen;
     const inputIds = new Int32Array(rows * (s + n));
