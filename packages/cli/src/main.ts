@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runEvalCommand } from './commands/eval.js';
 import { runGenerate } from './commands/generate.js';
+import { runRepro } from './commands/repro.js';
 import { runTrain } from './commands/train.js';
 import { ConfigError } from './config/errors.js';
 import { listPresets, presetsDir } from './config/load.js';
@@ -30,6 +31,14 @@ function float(name: string) {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function seeds(value: string): number[] {
+  const list = value.split(',').map((x) => x.trim());
+  const parsed = list.map(Number);
+  const bad = list.find((x, i) => x === '' || !Number.isInteger(parsed[i]) || parsed[i] < 0);
+  if (bad !== undefined) throw new InvalidArgumentError(`--seeds: "${bad}" is not a non-negative integer`);
+  return [...new Set(parsed)];
 }
 
 function tasks(value: string, previous: TaskName[] = []): TaskName[] {
@@ -163,6 +172,33 @@ export function buildProgram(): Command {
         num: opts.num,
         device: opts.device,
       });
+    });
+
+  program
+    .command('repro')
+    .description(
+      "miniature of the paper's tables: a base warm-up, then SFT, GRPO and GRPO-D on each task, several seeds, " +
+        'same-task and cross-task accuracy next to the paper (tens of minutes on CPU)',
+    )
+    .option('--seeds <list>', 'comma-separated seeds', (v: string) => seeds(v), [1, 2, 3])
+    .option('-t, --task <tasks>', `training task(s) of the arms: ${TASKS.join(', ')}`, tasks)
+    .option('-o, --out <dir>', 'output folder; finished runs in it are reused', 'runs/repro')
+    .option('--max-steps <n>', "maxSteps of every phase (default: the presets')", int('--max-steps', 1))
+    .option(
+      '-s, --set <key=value>',
+      'override a setting of every run, e.g. eval.testSize=200 (repeatable)',
+      collect,
+      [],
+    )
+    .action(async (opts) => {
+      const markdown = await runRepro({
+        seeds: opts.seeds,
+        tasks: opts.task,
+        out: opts.out,
+        set: opts.set,
+        maxSteps: opts.maxSteps,
+      });
+      process.stdout.write(`${markdown}\nwritten to ${join(opts.out, 'repro.md')} and repro.json\n`);
     });
 
   program

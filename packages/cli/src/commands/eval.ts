@@ -8,7 +8,7 @@ import type { R1VSample } from '@othink/data';
 import { ConfigError } from '../config/errors.js';
 import { mergeConfig, parseRunConfig, readConfigFile } from '../config/load.js';
 import { evalSettings, resolveRunConfig } from '../config/resolve.js';
-import type { PromptSpec, RunConfig, TaskName } from '../config/schema.js';
+import { type PromptSpec, type RunConfig, type TaskName, tasksOf } from '../config/schema.js';
 import { Progress, type ProgressMode } from '../run/progress.js';
 import type { EvalEntry } from '../run/run-folder.js';
 import { loadTestSamples } from '../task/datasets.js';
@@ -73,7 +73,7 @@ export async function runEvalCommand(o: EvalOptions): Promise<EvalEntry[]> {
   put('split', o.split);
   const raw = mergeConfig(base, { eval: evalOverrides, output: {} }) as Record<string, unknown>;
   let config: RunConfig = parseRunConfig(raw, runConfigFile ? `${runConfigFile} + flags` : 'flags');
-  const tasks = config.eval.tasks ?? [config.data.task];
+  const tasks = config.eval.tasks ?? tasksOf(config.data.task);
 
   // The processor files saved with the checkpoint (or its run) decide the image size.
   const tiny =

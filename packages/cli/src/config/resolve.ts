@@ -4,7 +4,14 @@
 import { stringify } from 'yaml';
 import { grpoBatch, isProblem } from './checks.js';
 import { ConfigError } from './errors.js';
-import type { GrpoSection, PromptSpec, RunConfig, SftSection, TaskName } from './schema.js';
+import {
+  type GrpoSection,
+  type PromptSpec,
+  type RunConfig,
+  type SftSection,
+  type TaskName,
+  tasksOf,
+} from './schema.js';
 
 /** Image processor bounds of the tiny model: at most 112 x 112 pixels, i.e. <= 16 image tokens. */
 export const TINY_MIN_PIXELS = 56 * 56;
@@ -86,7 +93,7 @@ export function resolveRunConfig(
     data: { ...c.data, seed: c.data.seed ?? c.seed, trainSize: trainExamples },
     sft,
     grpo,
-    eval: { ...c.eval, tasks: c.eval.tasks ?? [c.data.task] },
+    eval: { ...c.eval, tasks: c.eval.tasks ?? tasksOf(c.data.task) },
     output: { ...c.output, dir: c.output.dir ?? defaultRunDir(c.name, now) },
   };
 }

@@ -11,6 +11,14 @@ const positive = z.number().positive();
 
 export const TASKS = ['counting', 'geometry'] as const;
 export type TaskName = (typeof TASKS)[number];
+/** A training task: one of TASKS, or `mixed` (both synthetic tasks, half each, shuffled). */
+export const TRAIN_TASKS = [...TASKS, 'mixed'] as const;
+export type TrainTaskName = (typeof TRAIN_TASKS)[number];
+
+/** The test tasks a training task stands for. */
+export function tasksOf(task: TrainTaskName): TaskName[] {
+  return task === 'mixed' ? [...TASKS] : [task];
+}
 
 export const PROMPT_PRESET_NAMES = ['r1v-train', 'r1v-eval-superclevr', 'r1v-eval-geoqa', 'r1v-sft'] as const;
 
@@ -74,8 +82,11 @@ export const SyntheticSchema = z.strictObject({
 });
 
 export const DataSchema = z.strictObject({
-  /** Which task: the synthetic generator, the accuracy reward and the default eval prompt. */
-  task: z.enum(TASKS).default('counting'),
+  /**
+   * Which task: the synthetic generator, the accuracy reward and the default eval prompt. `mixed`:
+   * both synthetic tasks, half of trainSize each (e.g. a warm-up that knows both before cross-task runs).
+   */
+  task: z.enum(TRAIN_TASKS).default('counting'),
   /** A dataset folder or .jsonl / .parquet file in the R1-V schema; absent: synthetic data. */
   path: z.string().optional(),
   split: z.string().default('train'),

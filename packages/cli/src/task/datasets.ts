@@ -23,7 +23,7 @@ export interface TaskSamples {
 
 type Synthetic = RunConfig['data']['synthetic'];
 
-/** Synthetic samples; the `synthetic` options apply to the task they were written for. */
+/** Synthetic samples; task-specific `synthetic` options (templates, kinds, answer range) apply to their own task only. */
 export function syntheticSamples(
   task: TaskName,
   n: number,
@@ -72,7 +72,14 @@ export async function loadTrainSamples(c: RunConfig): Promise<TaskSamples> {
   const seed = c.data.seed ?? c.seed;
   if (c.data.path === undefined) {
     const n = c.data.trainSize ?? DEFAULT_SYNTHETIC_TRAIN_SIZE;
-    return syntheticSamples(c.data.task, n, seed, c.data.synthetic);
+    if (c.data.task !== 'mixed') return syntheticSamples(c.data.task, n, seed, c.data.synthetic);
+    // Half of each task (counting gets the odd one), in a seeded order so batches mix them.
+    const counting = syntheticSamples('counting', Math.ceil(n / 2), seed, c.data.synthetic);
+    const geometry = syntheticSamples('geometry', Math.floor(n / 2), seed + 1, c.data.synthetic);
+    return {
+      samples: subsample([...counting.samples, ...geometry.samples], n, seed),
+      description: `${counting.description} + ${geometry.description}, shuffled`,
+    };
   }
   const ds = await loadDataset(c.data.path, { split: c.data.split });
   const n = ds.samples.length;
@@ -99,6 +106,8 @@ export async function loadTestSamples(c: RunConfig, task: TaskName): Promise<Tas
     task,
     c.eval.testSize,
     c.eval.seed,
-    task === c.data.task ? c.data.synthetic : undefined,
+    // Shared fields (image size, thinking) carry over to the other task's cross-task test set, so it
+    // looks like what the model was trained on; task-specific fields are ignored there.
+    c.data.synthetic,
   );
 }
