@@ -41,7 +41,7 @@ describe('othink (the binary)', () => {
     const r = othink(['train', '--dry-run', '--set', 'grpo.per_device_train_batch_size=6']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error: invalid config');
-    expect(r.stderr).toContain('perDeviceTrainBatchSize 6 must divide the 64 completions of a step'); // default: 8 prompts x G 8
+    expect(r.stderr).toContain('perDeviceTrainBatchSize 6 must divide the 128 completions of a step'); // default: 16 prompts x G 8
     expect(r.stderr).toContain('→ at grpo.perDeviceTrainBatchSize');
     const p = othink(['train', '--preset', 'counting-grp']);
     expect(p.code).toBe(2);

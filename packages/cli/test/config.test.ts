@@ -188,6 +188,10 @@ describe('files, presets, overrides', () => {
       'geometry-grpo',
       'geometry-grpo-d',
       'geometry-sft',
+      'repro-base',
+      'repro-grpo',
+      'repro-grpo-d',
+      'repro-sft',
     ]);
     for (const preset of names) {
       const { config } = loadRunConfig({ preset });
