@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { meanStd, type ReproRun, reproMarkdown, runRepro } from '../src/commands/repro.js';
 import { loadRunConfig } from '../src/config/load.js';
-import { loadTrainSamples } from '../src/task/datasets.js';
+import { loadTestSamples, loadTrainSamples } from '../src/task/datasets.js';
 
 function sink(): { stream: Writable; text: () => string } {
   const chunks: string[] = [];
@@ -93,6 +93,31 @@ describe("data.task 'mixed'", () => {
     const geometry = samples.filter((s) => /angle|length|measure|°|cm/i.test(`${s.problem} ${s.solution}`));
     expect(geometry.length).toBe(4);
     expect(description).toMatch(/synthetic counting \(n=5.*synthetic geometry \(n=4/);
+  });
+});
+
+/** Width x height from a PNG's IHDR chunk. */
+function pngSize(bytes: Uint8Array): string {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return `${v.getUint32(16)}x${v.getUint32(20)}`;
+}
+
+describe('cross-task test sets', () => {
+  const firstImage = async (set: string[], task: 'counting' | 'geometry') => {
+    const { config } = loadRunConfig({ set: [...set, 'sft.maxSteps=1', 'eval.testSize=1'] });
+    return pngSize((await loadTestSamples(config, task)).samples[0].image as Uint8Array);
+  };
+
+  it('take the training image size when the other task can be drawn at it', async () => {
+    const set = ['data.task=counting', 'data.synthetic.width=120', 'data.synthetic.height=130'];
+    expect(await firstImage(set, 'counting')).toBe('120x130');
+    expect(await firstImage(set, 'geometry')).toBe('120x130');
+  });
+
+  it("fall back to the other task's default size when it cannot (geometry needs >= 120 px)", async () => {
+    const set = ['data.task=counting', 'data.synthetic.width=112', 'data.synthetic.height=84'];
+    expect(await firstImage(set, 'counting')).toBe('112x84');
+    expect(await firstImage(set, 'geometry')).toBe('400x300');
   });
 });
 

@@ -1,8 +1,10 @@
 // Training and test samples of a run: the synthetic counting / geometry tasks of @othink/data, or
 // an R1-V dataset (folder, .jsonl or .parquet) read with loadDataset.
 import {
+  COUNTING_MIN_SIZE,
   type CountingTaskOptions,
   GEOMETRY_KINDS,
+  GEOMETRY_MIN_SIZE,
   type GeometryKind,
   type GeometryTaskOptions,
   generateCountingTask,
@@ -93,6 +95,19 @@ export async function loadTrainSamples(c: RunConfig): Promise<TaskSamples> {
   return { samples, description: `${c.data.path} (${c.data.split}, ${samples.length} of ${n} samples)` };
 }
 
+/**
+ * Synthetic options for a task's test set. The trained task (both for `mixed`) uses data.synthetic;
+ * another task's cross-task set takes its image size when that task can be drawn at it (so it looks
+ * like what the model saw), else that task's default size, and never the task-specific fields.
+ */
+function crossTaskSynthetic(c: RunConfig, task: TaskName): Synthetic | undefined {
+  const s = c.data.synthetic;
+  if (task === c.data.task || c.data.task === 'mixed') return s;
+  const min = task === 'geometry' ? GEOMETRY_MIN_SIZE : COUNTING_MIN_SIZE;
+  const sized = s.width !== undefined && s.height !== undefined && s.width >= min && s.height >= min;
+  return { thinking: s.thinking, ...(sized ? { width: s.width, height: s.height } : {}) } as Synthetic;
+}
+
 /** The test samples of one task: eval.path (used whole when smaller than eval.testSize), else a synthetic set with eval.seed. */
 export async function loadTestSamples(c: RunConfig, task: TaskName): Promise<TaskSamples> {
   if (c.eval.path !== undefined) {
@@ -102,12 +117,5 @@ export async function loadTestSamples(c: RunConfig, task: TaskName): Promise<Tas
     const samples = n > c.eval.testSize ? subsample(ds.samples, c.eval.testSize, c.eval.seed) : ds.samples;
     return { samples, description: `${c.eval.path} (${c.eval.split}, ${samples.length} of ${n} samples)` };
   }
-  return syntheticSamples(
-    task,
-    c.eval.testSize,
-    c.eval.seed,
-    // Shared fields (image size, thinking) carry over to the other task's cross-task test set, so it
-    // looks like what the model was trained on; task-specific fields are ignored there.
-    c.data.synthetic,
-  );
+  return syntheticSamples(task, c.eval.testSize, c.eval.seed, crossTaskSynthetic(c, task));
 }

@@ -5,6 +5,8 @@ import { createCanvas, type SKRSContext2D } from '@napi-rs/canvas';
 import type { R1VSample } from '../schema.js';
 import { TaskRng } from './random.js';
 
+/** Smallest image side a scene is drawn at. */
+export const COUNTING_MIN_SIZE = 64;
 export const CLEVR_SHAPES = ['cube', 'sphere', 'cylinder'] as const;
 export const CLEVR_COLORS = ['gray', 'red', 'blue', 'green', 'brown', 'purple', 'cyan', 'yellow'] as const;
 export const CLEVR_SIZES = ['small', 'large'] as const;
@@ -521,8 +523,15 @@ function checkOptions(
 ): void {
   if (!Number.isInteger(o.n) || o.n < 0)
     throw new Error(`generateCountingTask: n must be a non-negative integer, got ${o.n}`);
-  if (!Number.isInteger(o.width) || !Number.isInteger(o.height) || o.width < 64 || o.height < 64) {
-    throw new Error(`generateCountingTask: image size ${o.width}x${o.height} must be integers >= 64`);
+  if (
+    !Number.isInteger(o.width) ||
+    !Number.isInteger(o.height) ||
+    o.width < COUNTING_MIN_SIZE ||
+    o.height < COUNTING_MIN_SIZE
+  ) {
+    throw new Error(
+      `generateCountingTask: image size ${o.width}x${o.height} must be integers >= ${COUNTING_MIN_SIZE}`,
+    );
   }
   if (o.templates.length === 0 || o.templates.some((t) => !COUNTING_TEMPLATES.includes(t))) {
     throw new Error(

@@ -20,6 +20,9 @@ export const GEOMETRY_KINDS = [
 ] as const;
 export type GeometryKind = (typeof GEOMETRY_KINDS)[number];
 
+/** Smallest image side a diagram is drawn at (labels and tick marks need the room). */
+export const GEOMETRY_MIN_SIZE = 120;
+
 /** A point in diagram units (y up; centimetres for the length tasks). */
 export type GeometryPoint = [number, number];
 
@@ -693,8 +696,15 @@ export function generateGeometryTask(options: GeometryTaskOptions): GeometrySamp
   } = options;
   if (!Number.isInteger(n) || n < 0)
     throw new Error(`generateGeometryTask: n must be a non-negative integer, got ${n}`);
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 120 || height < 120) {
-    throw new Error(`generateGeometryTask: image size ${width}x${height} must be integers >= 120`);
+  if (
+    !Number.isInteger(width) ||
+    !Number.isInteger(height) ||
+    width < GEOMETRY_MIN_SIZE ||
+    height < GEOMETRY_MIN_SIZE
+  ) {
+    throw new Error(
+      `generateGeometryTask: image size ${width}x${height} must be integers >= ${GEOMETRY_MIN_SIZE}`,
+    );
   }
   const unknown = kinds.filter((k) => !(GEOMETRY_KINDS as readonly string[]).includes(k));
   if (kinds.length === 0 || unknown.length > 0) {
