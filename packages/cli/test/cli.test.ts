@@ -120,7 +120,9 @@ describe('othink (the binary)', () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     expect(sent).toBe(true);
     expect(code).toBe(130);
-    expect(stderr).toContain('Ctrl-C: stopping after this step and saving a checkpoint');
+    expect(stderr).toContain(
+      'Ctrl-C: stopping after this step (GRPO: after the last update of this rollout) and saving a checkpoint',
+    );
     expect(stderr).toMatch(/sft: stopped at step \d+ of 10000; the last good checkpoint is .*checkpoint-\d+/);
     expect(stdout).toContain(`Resume with: othink train --resume ${runDir}`);
     const checkpoints = readdirSync(join(runDir, 'sft')).filter((n) => n.startsWith('checkpoint-'));

@@ -118,7 +118,7 @@ describe('Ctrl-C', () => {
     expect(s.stopReason).toBe('SIGINT');
     expect(exits).toEqual([]);
     expect(messages[0]).toMatch(
-      /stopping after this step and saving a checkpoint \(press Ctrl-C again to quit at once\)/,
+      /stopping after this step \(GRPO: after the last update of this rollout\) and saving a checkpoint \(press Ctrl-C again to quit at once\)/,
     );
     target.emit('SIGINT');
     expect(exits).toEqual([130]);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expectClose, fixturePath } from '@othink/testing';
@@ -238,6 +238,46 @@ describe('GRPOTrainer', () => {
     const resumed = await run(tempDir(), join(dir, 'checkpoint-2'));
     expect(resumed.steps.map((m) => m.loss)).toEqual(full.steps.slice(2).map((m) => m.loss));
     expect(resumed.steps.map((m) => m.reward)).toEqual(full.steps.slice(2).map((m) => m.reward));
+  });
+
+  it('with numIterations 2, a stop or a checkpoint after the first update of a rollout waits for its second', async () => {
+    const run = async (dir: string, o: { stopAfter?: number; saveSteps?: number; resumeFrom?: string }) => {
+      const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
+      const steps: StepMetrics[] = [];
+      const trainer = new GRPOTrainer({
+        model,
+        data,
+        train: samples,
+        rewards,
+        config,
+        callbacks: {
+          onStep: (m) => void steps.push(m),
+          shouldStop: () => o.stopAfter !== undefined && steps.length >= o.stopAfter,
+        },
+        checkpoint: { dir, saveSteps: o.saveSteps ?? 0, saveTotalLimit: 0, resumeFrom: o.resumeFrom },
+      });
+      const result = await trainer.train();
+      trainer.dispose();
+      model.dispose();
+      return { steps, result };
+    };
+    const full = await run(tempDir(), {});
+    // Ctrl-C after step 1 (mid-rollout): step 2 still runs, then checkpoint-2.
+    const dir = tempDir();
+    const stopped = await run(dir, { stopAfter: 1 });
+    expect(stopped.result.stoppedEarly).toBe(true);
+    expect(stopped.steps.map((m) => m.step)).toEqual([1, 2]);
+    expect(stopped.result.lastCheckpoint).toBe(join(dir, 'checkpoint-2'));
+    const resumed = await run(tempDir(), { resumeFrom: join(dir, 'checkpoint-2') });
+    expect(resumed.steps.map((m) => m.loss)).toEqual(full.steps.slice(2).map((m) => m.loss));
+    // saveSteps 1: checkpoints only where a rollout ends.
+    const every = tempDir();
+    await run(every, { saveSteps: 1 });
+    expect(
+      readdirSync(every)
+        .filter((f) => f.startsWith('checkpoint-'))
+        .sort(),
+    ).toEqual(['checkpoint-2', 'checkpoint-4']);
   });
 
   it('explains a micro-batch that does not divide the step', () => {

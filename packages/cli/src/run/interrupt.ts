@@ -65,8 +65,8 @@ export class StopSignal {
     this.request(signal);
     this.log(
       signal === 'SIGINT'
-        ? 'Ctrl-C: stopping after this step and saving a checkpoint (press Ctrl-C again to quit at once).'
-        : 'SIGTERM: stopping after this step and saving a checkpoint.',
+        ? 'Ctrl-C: stopping after this step (GRPO: after the last update of this rollout) and saving a checkpoint (press Ctrl-C again to quit at once).'
+        : 'SIGTERM: stopping after this step (GRPO: after the last update of this rollout) and saving a checkpoint.',
     );
   }
 }

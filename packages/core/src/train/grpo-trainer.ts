@@ -61,6 +61,11 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     return { kl: this.kl.state() };
   }
 
+  protected override atResumablePoint(): boolean {
+    // The next step generates a new rollout: nothing of the current one is needed any more.
+    return this.step % this.config.numIterations === 0;
+  }
+
   protected override loadExtraState(state: Record<string, unknown>): void {
     if (state.kl) this.kl.load(state.kl as KlControllerState);
     this.rollout = null;

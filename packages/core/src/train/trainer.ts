@@ -67,6 +67,15 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
 
   protected loadExtraState(_state: Record<string, unknown>): void {}
 
+  /**
+   * Whether a checkpoint taken after the current step resumes exactly. GRPO with numIterations > 1
+   * keeps its rollout in memory between the updates that share it, so only the step that ends a
+   * rollout is such a point.
+   */
+  protected atResumablePoint(): boolean {
+    return true;
+  }
+
   protected samples(indices: number[]): S[] {
     return indices.map((i) => this.options.train[i]);
   }
@@ -85,6 +94,7 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
     const c = this.config;
     const ck = this.options.checkpoint;
     let lastCheckpoint: string | undefined;
+    let savePending = false;
     if (ck?.resumeFrom) {
       const state = loadCheckpoint(ck.resumeFrom, this.model, this.optimizer);
       this.step = state.step as number;
@@ -122,8 +132,11 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
         learning_rate: lr,
         grad_norm: norm.totalNorm,
       });
-      const due = ck && ck.saveSteps > 0 && this.step % ck.saveSteps === 0;
-      if (this.options.callbacks?.shouldStop?.()) {
+      if (ck && ck.saveSteps > 0 && this.step % ck.saveSteps === 0) savePending = true;
+      // A stop request or a due checkpoint waits for a step a checkpoint resumes exactly from
+      // (at most numIterations - 1 more GRPO steps).
+      const resumable = this.atResumablePoint();
+      if (resumable && this.options.callbacks?.shouldStop?.()) {
         return {
           steps: this.step,
           stoppedEarly: true,
@@ -131,7 +144,10 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
           lastCheckpoint: this.save() ?? lastCheckpoint,
         };
       }
-      if (due) lastCheckpoint = this.save();
+      if (savePending && resumable) {
+        lastCheckpoint = this.save();
+        savePending = false;
+      }
     }
     if (ck && !lastCheckpoint?.endsWith(`checkpoint-${this.step}`)) lastCheckpoint = this.save();
     return { steps: this.step, stoppedEarly: false, lastCheckpoint };
