@@ -49,6 +49,22 @@ describe('generation with a KV cache', () => {
           want.push(...ref.subarray((row * n + k) * V, (row * n + k + 1) * V));
         expectClose(steps[k], want, { atol: 1e-4, rtol: 1e-4 }, `step ${k} logits`);
       }
+      // Each greedy token's log-prob is the float64 log-softmax of the reference logits at that id,
+      // over the ids that can be generated (the image / video placeholders are suppressed).
+      const suppressed = new Set([model.config.imageTokenId, model.config.videoTokenId]);
+      const ids = f.i32('generated_ids');
+      const wantLogprobs: number[] = [];
+      for (let row = 0; row < b; row++) {
+        for (let k = 0; k < n; k++) {
+          const logits = ref.subarray((row * n + k) * V, (row * n + k + 1) * V);
+          let max = Number.NEGATIVE_INFINITY;
+          for (let i = 0; i < V; i++) if (!suppressed.has(i)) max = Math.max(max, logits[i]);
+          let sum = 0;
+          for (let i = 0; i < V; i++) if (!suppressed.has(i)) sum += Math.exp(logits[i] - max);
+          wantLogprobs.push(logits[ids[row * n + k]] - max - Math.log(sum));
+        }
+      }
+      expectClose(out.logprobs, wantLogprobs, { atol: 2e-4 }, 'greedy log-probs');
     });
   }
 

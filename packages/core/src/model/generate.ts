@@ -1,6 +1,7 @@
 // Batched generation with a KV cache (spec section 3.6, decoding steps): prefill the left-padded
 // prompts once, then feed one token per step at position c + rope_delta (c counts the padded
 // length), until every row has produced a stop token or maxNewTokens.
+import { tokenLogprobs } from '@othink/native';
 import { noGrad } from '../tensor/autograd.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { narrow } from '../tensor/ops/shape.js';
@@ -96,16 +97,17 @@ export function generate(
         for (let row = 0; row < b; row++)
           for (const id of suppressed) stepLogits[row * vocab + id] = Number.NEGATIVE_INFINITY;
         const next = new Int32Array(b);
+        // Greedy: the argmax of each row in JS (one compare per logit), then the log-probs of the
+        // picks in one native pass over [B, V] (SIMD log-sum-exp instead of a JS exp per logit).
+        const greedy = config.doSample ? null : greedyTokens(stepLogits, b, vocab);
         for (let row = 0; row < b; row++) {
           if (done[row]) {
             next[row] = pad;
             continue;
           }
-          const { token, logprob } = sampleToken(
-            stepLogits.subarray(row * vocab, (row + 1) * vocab),
-            config,
-            rand,
-          );
+          const { token, logprob } = greedy
+            ? { token: greedy.tokens[row], logprob: greedy.logprobs[row] }
+            : sampleToken(stepLogits.subarray(row * vocab, (row + 1) * vocab), config, rand);
           next[row] = token;
           completionIds[row * n + step] = token;
           logprobs[row * n + step] = logprob;
@@ -162,6 +164,19 @@ export function generate(
     length,
     ropeDeltas,
   };
+}
+
+/** Argmax of each row of logits [B, V] (first on ties) and its log-softmax. */
+function greedyTokens(logits: Float32Array, b: number, vocab: number) {
+  const tokens = new Int32Array(b);
+  for (let row = 0; row < b; row++) {
+    const off = row * vocab;
+    let best = off;
+    for (let i = off + 1; i < off + vocab; i++) if (logits[i] > logits[best]) best = i;
+    tokens[row] = best - off;
+  }
+  const { logprobs } = tokenLogprobs({ logits, targets: tokens, vocabSize: vocab });
+  return { tokens, logprobs };
 }
 
 function keepCache(c: LayerCache): void {
