@@ -14,6 +14,7 @@ import {
   sum,
   Tensor,
   tidy,
+  writeSlice,
 } from '../src/index.js';
 import { gradcheck } from './gradcheck.js';
 
@@ -113,5 +114,21 @@ describe('concat / split / narrow / slice / reshape', () => {
     expect(() => tidy(() => concat([Tensor.zeros([2, 2]), Tensor.zeros([3, 1])], 1))).toThrow(
       /concat: tensors\[1\] \[3, 1\] does not match tensors\[0\] \[2, 2\] outside axis 1/,
     );
+  });
+
+  it('writeSlice writes in place along an axis and refuses what it cannot do', () => {
+    tidy(() => {
+      const dst = Tensor.zeros([2, 4, 1]);
+      writeSlice(Tensor.from([1, 2, 3, 4], [2, 2, 1]), dst, 1, 1);
+      expect(Array.from(dst.toFloat32Array())).toEqual([0, 1, 2, 0, 0, 3, 4, 0]);
+      expect(() => writeSlice(Tensor.zeros([2, 2, 1]), dst, 1, 3)).toThrow(
+        /writeSlice: \[3, 5\) is outside axis 1 of \[2, 4, 1\]/,
+      );
+      expect(() => writeSlice(Tensor.zeros([3, 1, 1]), dst, 1, 0)).toThrow(
+        /does not match dst \[2, 4, 1\] outside axis 1/,
+      );
+      const param = Tensor.zeros([2, 1, 1], { requiresGrad: true });
+      expect(() => writeSlice(param, dst, 1, 0)).toThrow(/cannot be differentiated/);
+    });
   });
 });

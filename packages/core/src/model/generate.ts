@@ -71,9 +71,13 @@ export function generate(
   let ropeDeltas: Int32Array = new Int32Array(b);
 
   noGrad(() => {
+    // Keys and values go into buffers sized for the prompt and every new token (no per-step copies).
+    const capacity = s + n;
     const cache: LayerCache[] = Array.from({ length: model.config.text.numHiddenLayers }, () => ({
       k: null,
       v: null,
+      capacity,
+      length: 0,
     }));
     try {
       let stepLogits = tidy(() => {
@@ -84,7 +88,9 @@ export function generate(
         for (const c of cache) keepCache(c);
         return model.logits(narrow(hidden, 1, s - 1, 1)).toFloat32Array();
       });
-      const keyMask = Array.from(mask);
+      // [B, capacity]: the prompt's mask, then 1 for each fed-back token, 0 for the unwritten tail.
+      const keyMask = new Int32Array(b * capacity);
+      for (let row = 0; row < b; row++) keyMask.set(mask.subarray(row * s, (row + 1) * s), row * capacity);
       const suppressed = [
         ...new Set([
           model.config.imageTokenId,
@@ -121,18 +127,12 @@ export function generate(
         const positions = new Int32Array(3 * b);
         for (let comp = 0; comp < 3; comp++)
           for (let row = 0; row < b; row++) positions[comp * b + row] = c + ropeDeltas[row];
-        for (let row = b - 1; row >= 0; row--) keyMask.splice((row + 1) * c, 0, 1);
+        for (let row = 0; row < b; row++) keyMask[row * capacity + c] = 1;
         stepLogits = tidy(() => {
           const ids = Tensor.from(next, [b, 1], { dtype: 'int32' });
           const embeds = embedding(ids, model.params.get('model.embed_tokens.weight')!);
-          const km = Tensor.from(keyMask, [b, c + 1], { dtype: 'int32' });
-          const previous = cache.map((l) => [l.k, l.v]);
+          const km = Tensor.from(keyMask, [b, capacity], { dtype: 'int32' });
           const hidden = model.decode(embeds, positions, km, cache);
-          for (const [k, v] of previous) {
-            k?.dispose();
-            v?.dispose();
-          }
-          for (const l of cache) keepCache(l);
           return model.logits(hidden).toFloat32Array();
         });
       }

@@ -6,14 +6,21 @@ import { attention } from '../tensor/ops/attention.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { rmsNorm } from '../tensor/ops/norm.js';
 import { rotary } from '../tensor/ops/rotary.js';
-import { concat } from '../tensor/ops/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { concat, writeSlice } from '../tensor/ops/shape.js';
+import { Tensor } from '../tensor/tensor.js';
 import { type Qwen2VLTextConfig, textHeadDim } from './config.js';
 
-/** Keys and values of one layer for decoding with a cache: [B, past, Hkv, D]. */
+/**
+ * Keys and values of one layer for decoding with a cache: [B, past, Hkv, D], grown by concatenation;
+ * or, with `capacity`, buffers [B, capacity, Hkv, D] allocated once whose first `length` positions
+ * are filled (decoding steps then attend over the whole buffer: the key mask, [B, capacity], hides
+ * the unwritten tail).
+ */
 export interface LayerCache {
   k: Tensor | null;
   v: Tensor | null;
+  capacity?: number;
+  length?: number;
 }
 
 export interface DecoderInputs {
@@ -58,8 +65,9 @@ export class Qwen2Decoder {
     const q = rotary(proj('q_proj', c.numAttentionHeads), inputs.cos, inputs.sin);
     let k = rotary(proj('k_proj', c.numKeyValueHeads), inputs.cos, inputs.sin);
     let v = proj('v_proj', c.numKeyValueHeads);
-    if (cache) {
-      // The cache keeps keys already rotated (spec 3.3); append this step's.
+    // The cache keeps keys already rotated (spec 3.3); this step's are appended.
+    if (cache?.capacity !== undefined) [k, v] = appendToBuffers(cache, k, v);
+    else if (cache) {
       if (cache.k && cache.v) {
         k = concatSeq(cache.k, k);
         v = concatSeq(cache.v, v);
@@ -74,6 +82,22 @@ export class Qwen2Decoder {
     const up = linear(y, this.p(`${pre}mlp.up_proj.weight`));
     return add(h, linear(swiglu(gate, up), this.p(`${pre}mlp.down_proj.weight`)));
   }
+}
+
+/** Writes k / v [B, S, Hkv, D] at the cache's length; returns what attention reads. */
+function appendToBuffers(cache: LayerCache, k: Tensor, v: Tensor): [Tensor, Tensor] {
+  const [b, s, heads, d] = k.shape;
+  const capacity = cache.capacity as number;
+  const past = cache.length ?? 0;
+  if (past + s > capacity)
+    throw new RangeError(`KV cache: ${past} + ${s} positions exceed its capacity ${capacity}`);
+  cache.k ??= Tensor.zeros([b, capacity, heads, d], { device: k.device });
+  cache.v ??= Tensor.zeros([b, capacity, heads, d], { device: v.device });
+  writeSlice(k, cache.k, 1, past);
+  writeSlice(v, cache.v, 1, past);
+  cache.length = past + s;
+  // The prefill attends over its own keys (causal within the prompt); later steps over the buffer.
+  return past === 0 ? [k, v] : [cache.k, cache.v];
 }
 
 function concatSeq(past: Tensor, next: Tensor): Tensor {

@@ -17,6 +17,6 @@ export {
   visionRotaryCosSin,
 } from './ops/rope-tables.js';
 export { rotary } from './ops/rotary.js';
-export { concat, narrow, split } from './ops/shape.js';
+export { concat, narrow, split, writeSlice } from './ops/shape.js';
 export { keep, tidy } from './scope.js';
 export { formatShape, type Shape, shapeSize, Tensor, type TensorOptions } from './tensor.js';

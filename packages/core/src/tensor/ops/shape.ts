@@ -92,6 +92,26 @@ export function narrow(t: Tensor, axis: number, start: number, length: number): 
   });
 }
 
+/**
+ * Writes `src` into `dst` at [start, start + src.shape[axis]) along `axis`, in place (no autograd:
+ * for buffers such as a preallocated KV cache). Shapes must match outside `axis`.
+ */
+export function writeSlice(src: Tensor, dst: Tensor, axis: number, start: number): void {
+  checkInputs('writeSlice', { src, dst });
+  const ax = normAxis('writeSlice', axis, dst.rank);
+  if (src.requiresGrad || dst.requiresGrad)
+    throw new Error('writeSlice: an in-place write cannot be differentiated (src or dst requires grad)');
+  if (src.rank !== dst.rank || src.shape.some((d, j) => j !== ax && d !== dst.shape[j]))
+    throw new RangeError(
+      `writeSlice: src ${formatShape(src.shape)} does not match dst ${formatShape(dst.shape)} outside axis ${ax}`,
+    );
+  if (!Number.isInteger(start) || start < 0 || start + src.shape[ax] > dst.shape[ax])
+    throw new RangeError(
+      `writeSlice: [${start}, ${start + src.shape[ax]}) is outside axis ${ax} of ${formatShape(dst.shape)}`,
+    );
+  place(src, dst, ax, start);
+}
+
 /** Tensors joined along `axis` (equal shapes elsewhere). */
 export function concat(tensors: Tensor[], axis: number): Tensor {
   if (tensors.length === 0) throw new RangeError('concat: no tensors');
