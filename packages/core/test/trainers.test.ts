@@ -180,30 +180,34 @@ describe('GRPOTrainer', () => {
     klEstimator: 'k3',
   };
 
-  it('logs every metric, follows the GRPO-D schedule, and resumes exactly', async () => {
-    const run = async (dir: string, resumeFrom?: string) => {
-      const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
-      const steps: StepMetrics[] = [];
-      let completions = 0;
-      const trainer = new GRPOTrainer({
-        model,
-        data,
-        train: samples,
-        rewards,
-        config,
-        callbacks: {
-          onStep: (m) => void steps.push(m),
-          onCompletions: (r) => {
-            completions += r.length;
-          },
+  /** A GRPO run on a fresh copy of the tiny model: its step metrics, completions and result. */
+  const runGrpo = async (dir: string, o: { saveSteps: number; stopAfter?: number; resumeFrom?: string }) => {
+    const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
+    const steps: StepMetrics[] = [];
+    let completions = 0;
+    const trainer = new GRPOTrainer({
+      model,
+      data,
+      train: samples,
+      rewards,
+      config,
+      callbacks: {
+        onStep: (m) => void steps.push(m),
+        onCompletions: (r) => {
+          completions += r.length;
         },
-        checkpoint: { dir, saveSteps: 2, saveTotalLimit: 0, resumeFrom },
-      });
-      await trainer.train();
-      trainer.dispose();
-      model.dispose();
-      return { steps, completions };
-    };
+        shouldStop: () => o.stopAfter !== undefined && steps.length >= o.stopAfter,
+      },
+      checkpoint: { dir, saveSteps: o.saveSteps, saveTotalLimit: 0, resumeFrom: o.resumeFrom },
+    });
+    const result = await trainer.train();
+    trainer.dispose();
+    model.dispose();
+    return { steps, completions, result };
+  };
+
+  it('logs every metric, follows the GRPO-D schedule, and resumes exactly', async () => {
+    const run = (dir: string, resumeFrom?: string) => runGrpo(dir, { saveSteps: 2, resumeFrom });
     const dir = tempDir();
     const full = await run(dir);
     expect(full.steps).toHaveLength(4);
@@ -241,26 +245,8 @@ describe('GRPOTrainer', () => {
   });
 
   it('with numIterations 2, a stop or a checkpoint after the first update of a rollout waits for its second', async () => {
-    const run = async (dir: string, o: { stopAfter?: number; saveSteps?: number; resumeFrom?: string }) => {
-      const model = Qwen2VLForConditionalGeneration.fromPretrained(modelDir);
-      const steps: StepMetrics[] = [];
-      const trainer = new GRPOTrainer({
-        model,
-        data,
-        train: samples,
-        rewards,
-        config,
-        callbacks: {
-          onStep: (m) => void steps.push(m),
-          shouldStop: () => o.stopAfter !== undefined && steps.length >= o.stopAfter,
-        },
-        checkpoint: { dir, saveSteps: o.saveSteps ?? 0, saveTotalLimit: 0, resumeFrom: o.resumeFrom },
-      });
-      const result = await trainer.train();
-      trainer.dispose();
-      model.dispose();
-      return { steps, result };
-    };
+    const run = (dir: string, o: { stopAfter?: number; saveSteps?: number; resumeFrom?: string }) =>
+      runGrpo(dir, { ...o, saveSteps: o.saveSteps ?? 0 });
     const full = await run(tempDir(), {});
     // Ctrl-C after step 1 (mid-rollout): step 2 still runs, then checkpoint-2.
     const dir = tempDir();
