@@ -5,7 +5,7 @@
 // Writes repro.json and repro.md (means with spread over seeds, next to the paper's numbers).
 // Runs that finished are reused, so an interrupted repro continues where it stopped.
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { TASKS, type TaskName } from '../config/schema.js';
 import { StopSignal } from '../run/interrupt.js';
 import type { EvalEntry } from '../run/run-folder.js';
@@ -186,7 +186,7 @@ export async function runRepro(o: ReproOptions = {}): Promise<string> {
     } else {
       stream.write(`${label}: training (log: ${run.dir}.log)\n`);
       const started = performance.now();
-      mkdirSync(join(run.dir, '..'), { recursive: true });
+      mkdirSync(dirname(run.dir), { recursive: true });
       // A run stopped part-way (Ctrl-C saves a checkpoint) is resumed, not started over.
       const startedBefore = existsSync(join(run.dir, 'run-state.json'));
       const log = createWriteStream(`${run.dir}.log`, { flags: 'a' });
