@@ -4,7 +4,7 @@
  * Each measured configuration runs in a fresh child process (child.ts + jobs.ts); this file picks
  * the configurations, sizes them to the machine, and turns the measurements into tables and targets.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type {
   FusedJob,
@@ -19,6 +19,7 @@ import type {
 import { RESULT_PREFIX } from './jobs.js';
 import type { SectionResult, Target } from './report.js';
 import { formatNumber } from './report.js';
+import { spawnJob } from './spawn-job.js';
 import { GB, MB, memAvailable } from './timing.js';
 
 export interface KernelBenchOptions {
@@ -34,27 +35,7 @@ const childPath = fileURLToPath(new URL('./child.ts', import.meta.url));
 
 /** Runs one job in a fresh `node` (with this process's tsx loader and `--expose-gc`). */
 export function runChild<T>(job: Job): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const args = [...process.execArgv, '--expose-gc', childPath, JSON.stringify(job)];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = out.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
-      if (code === 0 && line) resolve(JSON.parse(line.slice(RESULT_PREFIX.length)) as T);
-      else
-        reject(
-          new Error(
-            `child ${JSON.stringify(job)} ended with ${signal ? `signal ${signal}` : `code ${code}`}` +
-              (signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''),
-          ),
-        );
-    });
-  });
+  return spawnJob<T>(childPath, job, RESULT_PREFIX, `child ${JSON.stringify(job)}`);
 }
 
 const pct = (x: number) => 100 * x;

@@ -31,6 +31,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelWorkerJob, ModelWorkerResult } from './model-worker.js';
+import { spawnJob } from './spawn-job.js';
 
 export interface ModelBenchRow {
   name: string;
@@ -98,26 +99,7 @@ function log(msg: string): void {
 
 /** Runs our side in a fresh node (this process's tsx loader, --expose-gc). */
 function runWorker(job: ModelWorkerJob): Promise<ModelWorkerResult> {
-  return new Promise((resolve, reject) => {
-    const args = [...process.execArgv, '--expose-gc', workerPath, JSON.stringify(job)];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = out.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
-      if (code === 0 && line) resolve(JSON.parse(line.slice(RESULT_PREFIX.length)) as ModelWorkerResult);
-      else
-        reject(
-          new Error(
-            `model worker ended with ${signal ? `signal ${signal}` : `code ${code}`}: ${out.slice(-2000)}`,
-          ),
-        );
-    });
-  });
+  return spawnJob<ModelWorkerResult>(workerPath, job, RESULT_PREFIX, 'model worker');
 }
 
 /** The first interpreter that imports torch: $OTHINK_PYTHON, python3, /usr/bin/python3 (Debian's). */
