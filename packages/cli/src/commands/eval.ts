@@ -3,8 +3,6 @@
 // checkpoint belongs to (its config.resolved.yaml), else to the schema defaults.
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { evaluate } from '@othink/core';
-import type { R1VSample } from '@othink/data';
 import { ConfigError } from '../config/errors.js';
 import { mergeConfig, parseRunConfig, readConfigFile } from '../config/load.js';
 import { evalSettings, resolveRunConfig } from '../config/resolve.js';
@@ -13,8 +11,8 @@ import { Progress, type ProgressMode } from '../run/progress.js';
 import type { EvalEntry } from '../run/run-folder.js';
 import { loadTestSamples } from '../task/datasets.js';
 import { EncodedTaskData } from '../task/encode.js';
+import { evaluateTask } from '../task/evaluate.js';
 import { loadRunProcessor } from '../task/processor.js';
-import { evalScorer } from '../task/rewards.js';
 import { describeModel, loadInitialModel, loadModelFolder } from './model.js';
 
 export interface EvalOptions {
@@ -90,40 +88,28 @@ export async function runEvalCommand(o: EvalOptions): Promise<EvalEntry[]> {
   try {
     for (const task of tasks) {
       const test = await loadTestSamples(config, task);
-      const { prompt, maxNewTokens } = evalSettings(config, task);
+      const { prompt } = evalSettings(config, task);
       const data = await EncodedTaskData.create(proc.processor, proc.imageProcessor, test.samples, {
         prompt,
         maxPromptLength: config.data.maxPromptLength,
       });
-      const t0 = Date.now();
-      progress.start(`eval ${task}`, test.samples.length, 0, 'sample');
-      let result: Awaited<ReturnType<typeof evaluate<R1VSample>>>;
-      try {
-        result = await evaluate(model, data, data.samples, evalScorer(task), {
-          batchSize: config.eval.batchSize,
-          maxNewTokens,
-          onProgress: (n) => progress.update({ step: n }),
-        });
-      } finally {
-        progress.end();
-      }
-      const entry: EvalEntry = {
-        stage: 'checkpoint',
+      const { entry, seconds } = await evaluateTask({
+        model,
+        data,
         task,
-        accuracy: result.accuracy,
-        formatAccuracy: result.formatAccuracy,
-        n: result.n,
-        data: test.description,
-        model: resolve(o.checkpoint),
-        time: new Date().toISOString(),
-        records: result.records,
-      };
+        config,
+        progress,
+        label: `eval ${task}`,
+        stage: 'checkpoint',
+        description: test.description,
+        modelPath: resolve(o.checkpoint),
+      });
       entries.push(entry);
       stdout.write(
-        `${task}: accuracy ${(100 * result.accuracy).toFixed(1)}%, format ${(100 * result.formatAccuracy).toFixed(1)}% ` +
-          `(n=${result.n}, ${test.description}, ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`,
+        `${task}: accuracy ${(100 * entry.accuracy).toFixed(1)}%, format ${(100 * entry.formatAccuracy).toFixed(1)}% ` +
+          `(n=${entry.n}, ${test.description}, ${seconds.toFixed(1)} s)\n`,
       );
-      for (const r of result.records.slice(0, o.show ?? 0)) {
+      for (const r of entry.records.slice(0, o.show ?? 0)) {
         stdout.write(`  [${r.accuracy ? 'right' : 'wrong'}] ${JSON.stringify(r.completion)}\n`);
       }
     }

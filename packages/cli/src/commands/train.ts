@@ -3,7 +3,6 @@
 // checkpoints and plots in the run folder, evaluates after each phase, and resumes a stopped run.
 import {
   type CompletionRecord,
-  evaluate,
   GRPOTrainer,
   type Qwen2VLForConditionalGeneration,
   SFTTrainer,
@@ -29,8 +28,9 @@ import {
 } from '../run/run-folder.js';
 import { loadTestSamples, loadTrainSamples } from '../task/datasets.js';
 import { EncodedTaskData } from '../task/encode.js';
+import { evaluateTask } from '../task/evaluate.js';
 import { loadRunProcessor, type RunProcessor, saveRunProcessor } from '../task/processor.js';
-import { evalScorer, trainingReward } from '../task/rewards.js';
+import { trainingReward } from '../task/rewards.js';
 import { describeModel, loadInitialModel, loadModelFolder, toGrpoConfig, toSftConfig } from './model.js';
 
 export interface TrainOptions {
@@ -341,32 +341,20 @@ async function runEval(
   description: string,
 ): Promise<EvalEntry> {
   const { config, run, progress } = s;
-  const { maxNewTokens } = evalSettings(config, task);
-  const t0 = Date.now();
-  progress.start(`eval ${task} (${stage})`, data.samples.length, 0, 'sample');
-  let result: Awaited<ReturnType<typeof evaluate<R1VSample>>>;
-  try {
-    result = await evaluate(model, data, data.samples, evalScorer(task), {
-      batchSize: config.eval.batchSize,
-      maxNewTokens,
-      onProgress: (n) => progress.update({ step: n }),
-    });
-  } finally {
-    progress.end();
-  }
-  const entry: EvalEntry = {
-    stage,
+  const { entry, seconds } = await evaluateTask({
+    model,
+    data,
     task,
-    accuracy: result.accuracy,
-    formatAccuracy: result.formatAccuracy,
-    n: result.n,
-    data: description,
-    time: new Date().toISOString(),
-    records: result.records.slice(0, config.eval.keepRecords),
-  };
+    config,
+    progress,
+    label: `eval ${task} (${stage})`,
+    stage,
+    description,
+    keepRecords: config.eval.keepRecords,
+  });
   run.addEval(entry);
   progress.log(
-    `eval ${stage}, ${task}: accuracy ${pct(result.accuracy)}, format ${pct(result.formatAccuracy)} (n=${result.n}, ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    `eval ${stage}, ${task}: accuracy ${pct(entry.accuracy)}, format ${pct(entry.formatAccuracy)} (n=${entry.n}, ${seconds.toFixed(1)} s)`,
   );
   return entry;
 }
