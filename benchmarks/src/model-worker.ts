@@ -27,6 +27,7 @@ import {
   Qwen2VLForConditionalGeneration as Qwen2VL,
   type Qwen2VLForConditionalGeneration,
   type Qwen2VLInputs,
+  Random,
   resetPeakMemory,
   scale,
   sumAll,
@@ -82,18 +83,6 @@ export interface ModelWorkerResult {
 
 export const RESULT_PREFIX = '@@model ';
 
-/** Deterministic uniform [0, 1) numbers (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface Batch {
   inputs: Qwen2VLInputs & { pixelValues: Tensor; imageGridThw: Int32Array };
   /** [B, S - 1] next-token targets, -100 at image pads. */
@@ -115,7 +104,8 @@ export function makeBatch(
   const patches = grid * grid;
   const imageTokens = patches / (v.spatialMergeSize * v.spatialMergeSize);
   const patchDim = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
-  const rand = rng(job.seed + 17);
+  const random = new Random(job.seed + 17);
+  const rand = () => random.next();
   // Plain text ids stay below every special id.
   const specials = [
     config.imageTokenId,
