@@ -4,10 +4,11 @@
 // post-training on each task from that base, each evaluated on both tasks with greedy decoding.
 // Writes repro.json and repro.md (means with spread over seeds, next to the paper's numbers).
 // Runs that finished are reused, so an interrupted repro continues where it stopped.
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { TASKS, type TaskName } from '../config/schema.js';
 import { StopSignal } from '../run/interrupt.js';
+import { writeFileAtomic } from '../run/jsonl.js';
 import type { EvalEntry } from '../run/run-folder.js';
 import { runTrain } from './train.js';
 
@@ -96,24 +97,51 @@ function paperCell(x: number | undefined): string {
   return x === undefined ? 'not reported' : x.toFixed(2);
 }
 
+const NAMES = {
+  base: 'base (mixed SFT warm-up)',
+  sft: '+ SFT',
+  grpo: '+ GRPO (constant β)',
+  'grpo-d': '+ GRPO-D',
+} as const;
+
+const HEADER = [
+  '| method | VC same-task | GR same-task | U→R (VC→GR) | R→U (GR→VC) |',
+  '| --- | --- | --- | --- | --- |',
+];
+
+/** [training task, test task] of the columns VC same-task, GR same-task, U→R, R→U. */
+function columnsOf(method: ReproRun['method']): [TaskName | 'mixed', TaskName][] {
+  // The base saw both tasks: its "same-task" and "cross-task" cells are its own scores.
+  if (method === 'base') {
+    return [
+      ['mixed', 'counting'],
+      ['mixed', 'geometry'],
+      ['mixed', 'geometry'],
+      ['mixed', 'counting'],
+    ];
+  }
+  return [
+    ['counting', 'counting'],
+    ['geometry', 'geometry'],
+    ['counting', 'geometry'],
+    ['geometry', 'counting'],
+  ];
+}
+
 /** The markdown report: same-task and cross-task accuracy (%) per method, mean ± std over seeds. */
 export function reproMarkdown(runs: ReproRun[], seeds: number[]): string {
-  const acc = (method: ReproRun['method'], train: TaskName | 'mixed', test: TaskName) =>
-    runs
-      .filter((r) => r.method === method && r.trainTask === train)
-      .map((r) => r.scores[test]?.accuracy)
-      .filter((x): x is number => x !== undefined);
-  const fmt = (method: ReproRun['method'], train: TaskName | 'mixed', test: TaskName) =>
-    runs
-      .filter((r) => r.method === method && r.trainTask === train)
-      .map((r) => r.scores[test]?.formatAccuracy)
-      .filter((x): x is number => x !== undefined);
-  const names = {
-    base: 'base (mixed SFT warm-up)',
-    sft: '+ SFT',
-    grpo: '+ GRPO (constant β)',
-    'grpo-d': '+ GRPO-D',
-  };
+  const table = (metric: keyof ReproScore) =>
+    (['base', ...REPRO_METHODS] as const).map((method) => {
+      const cells = columnsOf(method).map(([train, test]) =>
+        cell(
+          runs
+            .filter((r) => r.method === method && r.trainTask === train)
+            .map((r) => r.scores[test]?.[metric])
+            .filter((x): x is number => x !== undefined),
+        ),
+      );
+      return `| ${NAMES[method]} | ${cells.join(' | ')} |`;
+    });
   const lines = [
     '# Miniature of OThink-MR1 Table 1 and Fig. 7 (synthetic tasks, tiny Qwen2-VL, CPU)',
     '',
@@ -122,49 +150,27 @@ export function reproMarkdown(runs: ReproRun[], seeds: number[]): string {
     'tested on geometry; R→U: trained on geometry, tested on counting. Every arm starts from the base of its',
     'seed. The base row is the base model itself (it saw both tasks).',
     '',
-    '| method | VC same-task | GR same-task | U→R (VC→GR) | R→U (GR→VC) |',
-    '| --- | --- | --- | --- | --- |',
-    `| ${names.base} | ${cell(acc('base', 'mixed', 'counting'))} | ${cell(acc('base', 'mixed', 'geometry'))} | ${cell(acc('base', 'mixed', 'geometry'))} | ${cell(acc('base', 'mixed', 'counting'))} |`,
-  ];
-  for (const m of REPRO_METHODS) {
-    lines.push(
-      `| ${names[m]} | ${cell(acc(m, 'counting', 'counting'))} | ${cell(acc(m, 'geometry', 'geometry'))} | ${cell(acc(m, 'counting', 'geometry'))} | ${cell(acc(m, 'geometry', 'counting'))} |`,
-    );
-  }
-  lines.push('', 'Format accuracy % (R1-V strict format), same layout:', '');
-  lines.push(
-    '| method | VC same-task | GR same-task | U→R (VC→GR) | R→U (GR→VC) |',
-    '| --- | --- | --- | --- | --- |',
-  );
-  lines.push(
-    `| ${names.base} | ${cell(fmt('base', 'mixed', 'counting'))} | ${cell(fmt('base', 'mixed', 'geometry'))} | ${cell(fmt('base', 'mixed', 'geometry'))} | ${cell(fmt('base', 'mixed', 'counting'))} |`,
-  );
-  for (const m of REPRO_METHODS) {
-    lines.push(
-      `| ${names[m]} | ${cell(fmt(m, 'counting', 'counting'))} | ${cell(fmt(m, 'geometry', 'geometry'))} | ${cell(fmt(m, 'counting', 'geometry'))} | ${cell(fmt(m, 'geometry', 'counting'))} |`,
-    );
-  }
-  lines.push(
+    ...HEADER,
+    ...table('accuracy'),
+    '',
+    'Format accuracy % (R1-V strict format), same layout:',
+    '',
+    ...HEADER,
+    ...table('formatAccuracy'),
     '',
     "The paper's numbers (Qwen2-VL-2B-Instruct on CLEVR → SuperCLEVR and GeoQA; cross-task values derived",
     'from the relative changes it states, paper-spec §7.2):',
     '',
-    '| method | VC same-task | GR same-task | U→R (VC→GR) | R→U (GR→VC) |',
-    '| --- | --- | --- | --- | --- |',
-  );
+    ...HEADER,
+  ];
   for (const m of ['base', ...REPRO_METHODS] as const) {
     const p = PAPER_2B[m];
     lines.push(
-      `| ${m === 'base' ? 'Qwen2-VL-2B-Instruct' : names[m]} | ${paperCell(p.counting)} | ${paperCell(p.geometry)} | ${paperCell(p.uToR)} | ${paperCell(p.rToU)} |`,
+      `| ${m === 'base' ? 'Qwen2-VL-2B-Instruct' : NAMES[m]} | ${paperCell(p.counting)} | ${paperCell(p.geometry)} | ${paperCell(p.uToR)} | ${paperCell(p.rToU)} |`,
     );
   }
   lines.push('');
   return lines.join('\n');
-}
-
-function writeAtomically(file: string, text: string): void {
-  writeFileSync(`${file}.tmp`, text);
-  renameSync(`${file}.tmp`, file);
 }
 
 /** Runs (or reuses) every run of the miniature and writes repro.json and repro.md; returns the markdown. */
@@ -217,7 +223,7 @@ export async function runRepro(o: ReproOptions = {}): Promise<string> {
         .join(', ')}\n`,
     );
     runs.push(done);
-    writeAtomically(join(out, 'repro.json'), `${JSON.stringify({ seeds, tasks, runs }, null, 2)}\n`);
+    writeFileAtomic(join(out, 'repro.json'), `${JSON.stringify({ seeds, tasks, runs }, null, 2)}\n`);
   };
   try {
     for (const seed of seeds) await trainSeed(seed);
@@ -225,7 +231,7 @@ export async function runRepro(o: ReproOptions = {}): Promise<string> {
     signal.uninstall();
   }
   const markdown = reproMarkdown(runs, seeds);
-  writeAtomically(join(out, 'repro.md'), markdown);
+  writeFileAtomic(join(out, 'repro.md'), markdown);
   return markdown;
 
   async function trainSeed(seed: number): Promise<void> {
