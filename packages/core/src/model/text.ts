@@ -6,21 +6,20 @@ import { attention } from '../tensor/ops/attention.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { rmsNorm } from '../tensor/ops/norm.js';
 import { rotary } from '../tensor/ops/rotary.js';
-import { concat, writeSlice } from '../tensor/ops/shape.js';
+import { writeSlice } from '../tensor/ops/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { type Qwen2VLTextConfig, textHeadDim } from './config.js';
 
 /**
- * Keys and values of one layer for decoding with a cache: [B, past, Hkv, D], grown by concatenation;
- * or, with `capacity`, buffers [B, capacity, Hkv, D] allocated once whose first `length` positions
- * are filled (decoding steps then attend over the whole buffer: the key mask, [B, capacity], hides
- * the unwritten tail).
+ * Keys and values of one layer for decoding with a cache: buffers [B, capacity, Hkv, D] allocated
+ * on first use whose first `length` positions are filled (decoding steps attend over the whole
+ * buffer: the key mask, [B, capacity], hides the unwritten tail).
  */
 export interface LayerCache {
   k: Tensor | null;
   v: Tensor | null;
-  capacity?: number;
-  length?: number;
+  capacity: number;
+  length: number;
 }
 
 export interface DecoderInputs {
@@ -66,15 +65,7 @@ export class Qwen2Decoder {
     let k = rotary(proj('k_proj', c.numKeyValueHeads), inputs.cos, inputs.sin);
     let v = proj('v_proj', c.numKeyValueHeads);
     // The cache keeps keys already rotated (spec 3.3); this step's are appended.
-    if (cache?.capacity !== undefined) [k, v] = appendToBuffers(cache, k, v);
-    else if (cache) {
-      if (cache.k && cache.v) {
-        k = concatSeq(cache.k, k);
-        v = concatSeq(cache.v, v);
-      }
-      cache.k = k;
-      cache.v = v;
-    }
+    if (cache) [k, v] = appendToBuffers(cache, k, v);
     const o = attention(q, k, v, { causal: true, keyMask: inputs.keyMask }).reshape([b, s, c.hiddenSize]);
     h = add(h, linear(o, this.p(`${pre}self_attn.o_proj.weight`)));
     const y = rmsNorm(h, this.p(`${pre}post_attention_layernorm.weight`), c.rmsNormEps);
@@ -87,8 +78,7 @@ export class Qwen2Decoder {
 /** Writes k / v [B, S, Hkv, D] at the cache's length; returns what attention reads. */
 function appendToBuffers(cache: LayerCache, k: Tensor, v: Tensor): [Tensor, Tensor] {
   const [b, s, heads, d] = k.shape;
-  const capacity = cache.capacity as number;
-  const past = cache.length ?? 0;
+  const { capacity, length: past } = cache;
   if (past + s > capacity)
     throw new RangeError(`KV cache: ${past} + ${s} positions exceed its capacity ${capacity}`);
   cache.k ??= Tensor.zeros([b, capacity, heads, d], { device: k.device });
@@ -98,8 +88,4 @@ function appendToBuffers(cache: LayerCache, k: Tensor, v: Tensor): [Tensor, Tens
   cache.length = past + s;
   // The prefill attends over its own keys (causal within the prompt); later steps over the buffer.
   return past === 0 ? [k, v] : [cache.k, cache.v];
-}
-
-function concatSeq(past: Tensor, next: Tensor): Tensor {
-  return concat([past, next], 1);
 }
