@@ -5,9 +5,8 @@
 #   2. the cuBLAS path of cuda/gemm.cu: against the real cublas_v2.h when there is one, else
 #      against a minimal stand-in declaring exactly the cuBLAS calls it makes (a syntax and type
 #      check of our code, not of cuBLAS);
-#   3. the N-API bridge (addon_cuda.cc, and addon.cc with OTHINK_WITH_CUDA) and the C++ files with
-#      CUDA branches (storage, the Storage handle, the device-dispatching op bindings) with
-#      g++ -fsyntax-only;
+#   3. the N-API surface with OTHINK_WITH_CUDA (addon.cc, addon_cuda.cc, storage and every op binding)
+#      with g++ -fsyntax-only;
 #   4. the caching allocator's bookkeeping (cuda/allocator.cu is host code): built with g++ against
 #      the fake CUDA runtime of test/cuda-allocator-check.cc and run.
 # Prints "skipped" when nvcc is absent.
@@ -86,7 +85,7 @@ bridge_flags=(-std=c++17 -fsyntax-only -Wall -Wextra -Werror -Wno-psabi -fopenmp
   -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -Isrc -I"$CUDA_HOME/include" -I"$NAPI_INC" -I"$NODE_INC")
 "${CXX:-g++}" "${bridge_flags[@]}" src/addon_cuda.cc
 "${CXX:-g++}" "${bridge_flags[@]}" src/addon.cc
-for f in src/storage.cc src/bindings/storage.cc src/bindings/ops_basic.cc src/bindings/ops_optim.cc; do
+for f in src/storage.cc src/bindings/*.cc; do
   "${CXX:-g++}" "${bridge_flags[@]}" "$f"
 done
 
@@ -96,5 +95,5 @@ allocator_result=$("$out/cuda-allocator-check")
 
 echo "check-cuda: compiled $n CUDA sources (sm_${ARCHS// /, sm_}) with $("$NVCC" --version | tail -1)"
 echo "check-cuda: cuBLAS path of cuda/gemm.cu checked against $cublas"
-echo "check-cuda: N-API bridge (addon_cuda.cc, addon.cc) and the CUDA branches of storage / ops bindings pass g++ -fsyntax-only"
+echo "check-cuda: the N-API surface (addon.cc, addon_cuda.cc, storage, every op binding) built with OTHINK_WITH_CUDA passes g++ -fsyntax-only"
 echo "check-cuda: caching allocator against a fake CUDA runtime: ${allocator_result#cuda-allocator-check: }"
