@@ -1,3 +1,4 @@
 export * from './compare.js';
 export * from './finite-difference.js';
 export * from './fixtures.js';
+export * from './gpu.js';
