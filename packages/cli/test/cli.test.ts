@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deviceUnavailableReason } from '@othink/core';
 import { describe, expect, it } from 'vitest';
 
 const cliDir = fileURLToPath(new URL('..', import.meta.url));
@@ -63,6 +64,23 @@ describe('othink (the binary)', () => {
     expect(p.code).toBe(1);
     expect(p.stderr).toMatch(/no metrics\.jsonl \(is it a run folder\?\)/);
   });
+
+  it.skipIf(deviceUnavailableReason('cuda') === null)(
+    'model.device=cuda without a CUDA build or GPU stops in one line before any work',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'othink-nocuda-'));
+      const runDir = join(dir, 'run');
+      const r = othink(['train', '--set', 'model.device=cuda', '-o', runDir]);
+      expect(r.code).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^error: model\.device=cuda: (this build of @othink\/native has no CUDA support|no usable CUDA device)/);
+      expect(existsSync(runDir)).toBe(false); // nothing was started
+      const g = othink(['generate', 'tiny', '--device', 'cuda', '--prompt', 'x']);
+      expect(g.code).toBe(2);
+      expect(g.stderr.trim()).toMatch(/^error: --device=cuda: [^\n]+$/);
+    },
+  );
 
   it('--dry-run prints the resolved default config', () => {
     const r = othink(['train', '--dry-run', '--seed', '5', '--max-steps', '3']);

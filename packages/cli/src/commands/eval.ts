@@ -3,6 +3,7 @@
 // checkpoint belongs to (its config.resolved.yaml), else to the schema defaults.
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { checkDevice } from '../config/checks.js';
 import { ConfigError } from '../config/errors.js';
 import { mergeConfig, parseRunConfig, readConfigFile } from '../config/load.js';
 import { evalSettings, resolveRunConfig } from '../config/resolve.js';
@@ -72,6 +73,7 @@ export async function runEvalCommand(o: EvalOptions): Promise<EvalEntry[]> {
   const raw = mergeConfig(base, { eval: evalOverrides, output: {} }) as Record<string, unknown>;
   let config: RunConfig = parseRunConfig(raw, runConfigFile ? `${runConfigFile} + flags` : 'flags');
   const tasks = config.eval.tasks ?? tasksOf(config.data.task);
+  checkDevice(config.model.device);
 
   // The processor files saved with the checkpoint (or its run) decide the image size.
   const tiny =

@@ -10,6 +10,7 @@ import {
   type PromptPresetName,
   resolvePromptTemplate,
 } from '@othink/data';
+import { checkDevice } from '../config/checks.js';
 import { resolveRunConfig } from '../config/resolve.js';
 import { RunConfigSchema } from '../config/schema.js';
 import { loadRunProcessor } from '../task/processor.js';
@@ -38,6 +39,7 @@ export interface GenerateOptions {
 export async function runGenerate(o: GenerateOptions): Promise<string[]> {
   const stdout = o.stdout ?? process.stdout;
   const stderr = o.stderr ?? process.stderr;
+  checkDevice(o.device ?? 'cpu', '--device');
   const tinyConfig =
     o.checkpoint === 'tiny'
       ? resolveRunConfig(

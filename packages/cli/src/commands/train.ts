@@ -11,6 +11,7 @@ import {
   type TrainResult,
 } from '@othink/core';
 import type { R1VSample } from '@othink/data';
+import { checkDevice } from '../config/checks.js';
 import { ConfigError } from '../config/errors.js';
 import { type ConfigFlags, loadRunConfig } from '../config/load.js';
 import { configToYaml, evalSettings, type ResolvedRunConfig, resolveRunConfig } from '../config/resolve.js';
@@ -103,6 +104,7 @@ function loadConfig(o: TrainOptions): {
 export async function runTrain(o: TrainOptions = {}): Promise<TrainSummary> {
   const stdout = o.stdout ?? process.stdout;
   const { config: raw, sources, resume } = loadConfig(o);
+  checkDevice(raw.model.device);
   if (phasesOf(raw).length === 0) {
     throw new ConfigError('nothing to train: the config has neither an sft: nor a grpo: section');
   }

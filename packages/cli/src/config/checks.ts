@@ -1,5 +1,7 @@
 // Checks across fields, each explaining itself: the GRPO batch rule, the tiny model's shape, the
 // eval tasks.
+import { type Device, deviceUnavailableReason } from '@othink/core';
+import { ConfigError } from './errors.js';
 import type { GrpoSection, RunConfig, TinyModelConfig } from './schema.js';
 
 export interface ConfigProblem {
@@ -192,4 +194,13 @@ export function checkRunConfig(c: RunConfig): ConfigProblem[] {
     });
   }
   return out;
+}
+
+/**
+ * `model.device` must be usable in this process (a CUDA build that sees a GPU for `cuda`): checked
+ * before any data or model is loaded, so the run stops with one line.
+ */
+export function checkDevice(device: Device, path = 'model.device'): void {
+  const reason = deviceUnavailableReason(device);
+  if (reason !== null) throw new ConfigError(`${path}=${device}: ${reason}`);
 }

@@ -1,4 +1,5 @@
 export { isGradEnabled, Node, noGrad } from './autograd.js';
+export { assertDeviceAvailable, deviceUnavailableReason } from './device.js';
 export { bytesPerElement, type Device, type DType } from './dtype.js';
 export * from './memory.js';
 export { gelu, quickGelu, swiglu } from './ops/activation.js';
