@@ -74,7 +74,9 @@ describe('othink (the binary)', () => {
       expect(r.code).toBe(2);
       const lines = r.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^error: model\.device=cuda: (this build of @othink\/native has no CUDA support|no usable CUDA device)/);
+      expect(lines[0]).toMatch(
+        /^error: model\.device=cuda: (this build of @othink\/native has no CUDA support|no usable CUDA device)/,
+      );
       expect(existsSync(runDir)).toBe(false); // nothing was started
       const g = othink(['generate', 'tiny', '--device', 'cuda', '--prompt', 'x']);
       expect(g.code).toBe(2);
