@@ -161,7 +161,10 @@ export class Qwen2VLForConditionalGeneration {
   }
 
   /** Embeddings with the image features in place, and the M-RoPE positions. */
-  embed(inputs: Qwen2VLInputs): {
+  embed(
+    inputs: Qwen2VLInputs,
+    options: { gradientCheckpointing?: boolean } = {},
+  ): {
     embeds: Tensor;
     visionEmbeds?: Tensor;
     positionIds: Int32Array;
@@ -194,7 +197,9 @@ export class Qwen2VLForConditionalGeneration {
     const imageMask = inputIds.map((id) => (id === c.imageTokenId ? 1 : 0));
     const imageTokens = imageMask.reduce((a, x) => a + x, 0);
     if (inputs.pixelValues) {
-      visionEmbeds = this.visual.forward(inputs.pixelValues, inputs.imageGridThw ?? new Int32Array(0));
+      visionEmbeds = this.visual.forward(inputs.pixelValues, inputs.imageGridThw ?? new Int32Array(0), {
+        gradientCheckpointing: options.gradientCheckpointing,
+      });
       if (visionEmbeds.shape[0] !== imageTokens) {
         throw new RangeError(
           `the ids hold ${imageTokens} <|image_pad|> tokens but the images give ${visionEmbeds.shape[0]} features`,
@@ -212,15 +217,26 @@ export class Qwen2VLForConditionalGeneration {
     return { embeds, visionEmbeds, positionIds, ropeDeltas };
   }
 
-  /** Full forward to the final hidden states (no logits: see logits() / tokenLogprobs()). */
-  forward(inputs: Qwen2VLInputs, options: { outputHiddenStates?: boolean } = {}): Qwen2VLOutput {
-    const { embeds, visionEmbeds, positionIds, ropeDeltas } = this.embed(inputs);
+  /**
+   * Full forward to the final hidden states (no logits: see logits() / tokenLogprobs()).
+   * `gradientCheckpointing` (TRL's name): each decoder layer and vision block keeps only its output
+   * for backward and is recomputed there (one more forward for a fraction of the activations).
+   */
+  forward(
+    inputs: Qwen2VLInputs,
+    options: { outputHiddenStates?: boolean; gradientCheckpointing?: boolean } = {},
+  ): Qwen2VLOutput {
+    const gradientCheckpointing = options.gradientCheckpointing;
+    const { embeds, visionEmbeds, positionIds, ropeDeltas } = this.embed(inputs, { gradientCheckpointing });
     const { cos, sin } = this.ropeTables(positionIds, inputs.batch, inputs.seqLen);
     const keyMask = inputs.attentionMask
       ? Tensor.from(inputs.attentionMask, [inputs.batch, inputs.seqLen], { dtype: 'int32' })
       : undefined;
     const hiddenStates: Tensor[] | undefined = options.outputHiddenStates ? [] : undefined;
-    const hidden = this.model.forward({ hidden: embeds, cos, sin, keyMask }, { hiddenStates });
+    const hidden = this.model.forward(
+      { hidden: embeds, cos, sin, keyMask },
+      { hiddenStates, gradientCheckpointing },
+    );
     return { hidden, inputsEmbeds: embeds, visionEmbeds, hiddenStates, positionIds, ropeDeltas };
   }
 

@@ -1,5 +1,6 @@
 // The Qwen2 decoder with M-RoPE (spec section 3): pre-norm layers of GQA attention and a SiLU-gated
 // MLP, and the final RMSNorm.
+import { checkpoint } from '../tensor/checkpoint.js';
 import { swiglu } from '../tensor/ops/activation.js';
 import { add } from '../tensor/ops/arithmetic.js';
 import { attention } from '../tensor/ops/attention.js';
@@ -38,11 +39,25 @@ export class Qwen2Decoder {
     private readonly p: (name: string) => Tensor,
   ) {}
 
-  /** Runs every layer and the final norm; `hiddenStates` (if given) collects each layer's output. */
-  forward(inputs: DecoderInputs, options: { hiddenStates?: Tensor[]; cache?: LayerCache[] } = {}): Tensor {
+  /**
+   * Runs every layer and the final norm; `hiddenStates` (if given) collects each layer's output.
+   * `gradientCheckpointing` recomputes each layer in backward instead of keeping its activations.
+   */
+  forward(
+    inputs: DecoderInputs,
+    options: { hiddenStates?: Tensor[]; cache?: LayerCache[]; gradientCheckpointing?: boolean } = {},
+  ): Tensor {
+    // Recomputing a layer would write its keys and values into the cache a second time.
+    if (options.gradientCheckpointing && options.cache)
+      throw new Error('gradientCheckpointing is for training forwards: it cannot be used with a KV cache');
     let h = inputs.hidden;
     for (let l = 0; l < this.config.numHiddenLayers; l++) {
-      h = this.layer(l, h, inputs, options.cache?.[l]);
+      h = options.gradientCheckpointing
+        ? checkpoint(
+            (x, cos, sin, keyMask) => this.layer(l, x, { hidden: x, cos, sin, keyMask }),
+            [h, inputs.cos, inputs.sin, inputs.keyMask],
+          )
+        : this.layer(l, h, inputs, options.cache?.[l]);
       options.hiddenStates?.push(h);
     }
     return rmsNorm(h, this.p('model.norm.weight'), this.config.rmsNormEps);

@@ -1,5 +1,6 @@
 // The Qwen2-VL vision tower (spec section 2): patch embedding, ViT blocks with 2-D RoPE and
 // attention segmented per image, and the PatchMerger that turns 2x2 patches into one LLM token.
+import { checkpoint } from '../tensor/checkpoint.js';
 import { gelu, quickGelu } from '../tensor/ops/activation.js';
 import { add } from '../tensor/ops/arithmetic.js';
 import { attention } from '../tensor/ops/attention.js';
@@ -42,8 +43,15 @@ export class Qwen2VisionTransformer {
     private readonly p: (name: string) => Tensor,
   ) {}
 
-  /** pixelValues [N, C*T*P*P] and grids [images * 3] -> image features [N / merge^2, hidden]. */
-  forward(pixelValues: Tensor, imageGridThw: Int32Array): Tensor {
+  /**
+   * pixelValues [N, C*T*P*P] and grids [images * 3] -> image features [N / merge^2, hidden].
+   * `gradientCheckpointing` recomputes each block in backward instead of keeping its activations.
+   */
+  forward(
+    pixelValues: Tensor,
+    imageGridThw: Int32Array,
+    options: { gradientCheckpointing?: boolean } = {},
+  ): Tensor {
     const c = this.config;
     const patchDim = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
     const n = pixelValues.shape[0];
@@ -67,7 +75,11 @@ export class Qwen2VisionTransformer {
     const cuSeqlens = Tensor.from(visionCuSeqlens(imageGridThw), [visionCuSeqlens(imageGridThw).length], {
       dtype: 'int32',
     });
-    for (let i = 0; i < c.depth; i++) h = this.block(i, h, cos, sin, cuSeqlens);
+    for (let i = 0; i < c.depth; i++) {
+      h = options.gradientCheckpointing
+        ? checkpoint((x, cs, sn, cu) => this.block(i, x, cs, sn, cu), [h, cos, sin, cuSeqlens])
+        : this.block(i, h, cos, sin, cuSeqlens);
+    }
     return this.merger(h);
   }
 

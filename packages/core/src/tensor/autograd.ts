@@ -21,11 +21,34 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Runs fn with graph recording on, even inside noGrad (torch.enable_grad): checkpoint's backward
+ * recomputes its block this way while backward() itself runs under noGrad.
+ */
+export function enableGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
 /** d loss / d inputs from d loss / d output; null where an input needs no gradient. */
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
+let nodesCreated = 0;
+
+/** @internal The id the next Node will get (ids grow in creation order). */
+export function nextNodeId(): number {
+  return nodesCreated;
+}
+
 export class Node {
   private released = false;
+  /** Creation order: checkpoint() tells the nodes its block made from older ones by it. */
+  readonly id = nodesCreated++;
   constructor(
     readonly name: string,
     readonly inputs: (Tensor | null)[],

@@ -1,4 +1,5 @@
-export { isGradEnabled, Node, noGrad } from './autograd.js';
+export { enableGrad, isGradEnabled, Node, noGrad } from './autograd.js';
+export { type CheckpointInput, checkpoint } from './checkpoint.js';
 export { assertDeviceAvailable, deviceUnavailableReason } from './device.js';
 export { bytesPerElement, type Device, type DType } from './dtype.js';
 export * from './memory.js';
