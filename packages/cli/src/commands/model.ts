@@ -68,6 +68,7 @@ function common(p: ResolvedSft | ResolvedGrpo) {
     adamBeta2: p.adamBeta2,
     adamEpsilon: p.adamEpsilon,
     maxGradNorm: p.maxGradNorm,
+    gradientCheckpointing: p.gradientCheckpointing,
     perDeviceTrainBatchSize: p.perDeviceTrainBatchSize,
     seed: p.seed,
   };

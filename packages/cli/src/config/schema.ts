@@ -124,6 +124,8 @@ function commonFields(d: {
     adamBeta2: z.number().min(0).lt(1).default(0.999),
     adamEpsilon: positive.default(1e-8),
     maxGradNorm: nonNeg.default(1.0),
+    /** Recompute each block's activations in the backward (memory of one block, ~1 more forward of compute). */
+    gradientCheckpointing: z.boolean().default(false),
     perDeviceTrainBatchSize: posInt.default(d.perDeviceTrainBatchSize),
     /** Seed of the trainer (data order, sampling); default: the top-level seed. */
     seed: nonNegInt.optional(),

@@ -4,7 +4,7 @@
 import { groupAdvantages, grpoLoss } from '@othink/native';
 import { generate } from '../model/generate.js';
 import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
-import { noGrad } from '../tensor/autograd.js';
+import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { narrow } from '../tensor/ops/shape.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -74,7 +74,10 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
   /** Log-probs [rows, n] of the completion tokens under `model` for the given rows of the rollout. */
   private logprobs(model: Qwen2VLForConditionalGeneration, r: Rollout, rows: number[]): Tensor {
     const part = selectRows(r.full, rows);
-    const out = model.forward(modelInputs(part));
+    // Checkpointing pays only where a backward follows (the policy's forward of the loss).
+    const out = model.forward(modelInputs(part), {
+      gradientCheckpointing: isGradEnabled() && (this.config.gradientCheckpointing ?? false),
+    });
     const hidden = narrow(out.hidden, 1, r.promptLength - 1, r.completionLength);
     const ids = new Int32Array(rows.length * r.completionLength);
     rows.forEach((row, i) => {

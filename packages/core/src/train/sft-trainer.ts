@@ -30,7 +30,9 @@ export class SFTTrainer<S> extends Trainer<S, SftConfig> {
         const { batchSize: b, seqLen: s } = batch;
         const targets = shiftedTargets(batch.labels, b, s);
         const count = targets.reduce((n, t) => n + (t === -100 ? 0 : 1), 0);
-        const out = this.model.forward(modelInputs(batch));
+        const out = this.model.forward(modelInputs(batch), {
+          gradientCheckpointing: c.gradientCheckpointing ?? false,
+        });
         const lp = this.model.tokenLogprobs(
           narrow(out.hidden, 1, 0, s - 1),
           Tensor.from(targets, [b, s - 1], { dtype: 'int32' }),

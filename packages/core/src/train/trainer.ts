@@ -5,6 +5,8 @@ import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
 import { Random } from '../model/sampling.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
+import type { Device } from '../tensor/dtype.js';
+import { memoryStats, resetPeakMemory } from '../tensor/memory.js';
 import { type CheckpointOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { DataOrder, type DataOrderState } from './data-order.js';
 import { learningRateAt } from './lr-schedule.js';
@@ -30,6 +32,19 @@ export interface TrainerOptions<S, C extends CommonTrainConfig> {
   checkpoint?: CheckpointOptions;
   /** Where warnings go (default console.warn). */
   warn?: (message: string) => void;
+}
+
+/**
+ * The step's peak tensor memory on the model's device (from the reset before computeStep through
+ * the optimizer update), and on CUDA what the caching allocator holds from the driver. Names as
+ * verl logs them.
+ */
+function stepMemory(device: Device): Record<string, number> {
+  const m = memoryStats(device);
+  const gb = (bytes: number) => bytes / 2 ** 30;
+  return device === 'cuda'
+    ? { 'perf/max_memory_allocated_gb': gb(m.peakBytes), 'perf/memory_reserved_gb': gb(m.reservedBytes) }
+    : { 'perf/max_memory_allocated_gb': gb(m.peakBytes) };
 }
 
 export abstract class Trainer<S, C extends CommonTrainConfig> {
@@ -105,9 +120,11 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
     }
     let badSteps = 0;
     const params = this.model.parameters();
+    const device = params[0]?.device ?? 'cpu';
     while (this.step < c.maxSteps) {
       // Let the event loop run between steps (signal handlers: Ctrl-C asks shouldStop()).
       await new Promise((resolve) => setImmediate(resolve));
+      resetPeakMemory(device);
       const metrics = await this.computeStep(this.step);
       if (!Number.isFinite(metrics.loss)) {
         this.optimizer.zeroGrad();
@@ -131,6 +148,7 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
         step: this.step,
         learning_rate: lr,
         grad_norm: norm.totalNorm,
+        ...stepMemory(device),
       });
       if (ck && ck.saveSteps > 0 && this.step % ck.saveSteps === 0) savePending = true;
       // A stop request or a due checkpoint waits for a step a checkpoint resumes exactly from

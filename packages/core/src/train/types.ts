@@ -62,6 +62,12 @@ export interface CommonTrainConfig {
   perDeviceTrainBatchSize: number;
   gradientAccumulationSteps: number;
   seed: number;
+  /**
+   * Recompute each decoder layer's and vision block's activations in the backward instead of
+   * keeping them (TRL's name): activation memory of one block instead of all, for about one more
+   * forward of compute. Default false.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 export type KlScheduleSpec =
@@ -118,6 +124,10 @@ export interface StepMetrics extends StepValues {
   step: number;
   learning_rate: number;
   grad_norm: number;
+  /** Peak tensor memory of the step on the model's device, GiB. */
+  'perf/max_memory_allocated_gb'?: number;
+  /** CUDA: memory the caching allocator holds from the driver at the step's end (cached blocks included), GiB. */
+  'perf/memory_reserved_gb'?: number;
 }
 
 export interface CompletionRecord {
