@@ -1,5 +1,6 @@
 export {
   parseQwen2VLConfig,
+  QWEN2VL_NORM_EPS,
   type Qwen2VLConfig,
   type Qwen2VLTextConfig,
   type Qwen2VLVisionConfig,
@@ -8,5 +9,12 @@ export { type GenerationConfig, type GenerationOutput, generate } from './genera
 export { checkpointNames, parameterShapes } from './parameters.js';
 export { Qwen2VLForConditionalGeneration, type Qwen2VLInputs, type Qwen2VLOutput } from './qwen2vl.js';
 export { getRopeIndex, type RopeIndex, type RopeIndexInput } from './rope-index.js';
+export {
+  type CosSin,
+  mropeCosSin,
+  type RopeTableOptions,
+  ropeInvFreq,
+  visionRotaryCosSin,
+} from './rope-tables.js';
 export { Random, type SamplingConfig, sampleToken } from './sampling.js';
 export { visionCuSeqlens, visionRotaryPositions } from './vision.js';
