@@ -7,7 +7,13 @@ export {
 } from './config.js';
 export { type GenerationConfig, type GenerationOutput, generate } from './generate.js';
 export { checkpointNames, parameterShapes } from './parameters.js';
-export { Qwen2VLForConditionalGeneration, type Qwen2VLInputs, type Qwen2VLOutput } from './qwen2vl.js';
+export {
+  type ModelDType,
+  type ModelPlacement,
+  Qwen2VLForConditionalGeneration,
+  type Qwen2VLInputs,
+  type Qwen2VLOutput,
+} from './qwen2vl.js';
 export { getRopeIndex, type RopeIndex, type RopeIndexInput } from './rope-index.js';
 export {
   type CosSin,
@@ -17,4 +23,5 @@ export {
   visionRotaryCosSin,
 } from './rope-tables.js';
 export { Random, type SamplingConfig, sampleToken } from './sampling.js';
+export type { LayerCache } from './text.js';
 export { visionCuSeqlens, visionRotaryPositions } from './vision.js';

@@ -218,15 +218,30 @@ export class Qwen2VLForConditionalGeneration {
   to(device: Device): this {
     resolvePlacement('Qwen2VLForConditionalGeneration.to', { device });
     if (device === this.placedOn) return this;
-    for (const [name, p] of this.params) {
-      p.assertUsable('Qwen2VLForConditionalGeneration.to', name);
-      // noGrad: the copy is a new leaf, not a step of anyone's graph.
-      const moved = keep(noGrad(() => p.to(device)));
-      moved.requiresGrad = p.requiresGrad;
-      if (p.grad && !p.grad.isDisposed) moved.grad = keep(noGrad(() => p.grad!.to(device)));
+    // Everything is copied before anything is freed: a failure (out of memory) leaves the model as
+    // it was rather than split over two devices.
+    const moved = new Map<string, Tensor>();
+    try {
+      for (const [name, p] of this.params) {
+        p.assertUsable('Qwen2VLForConditionalGeneration.to', name);
+        // noGrad: the copy is a new leaf, not a step of anyone's graph.
+        const t = keep(noGrad(() => p.to(device)));
+        moved.set(name, t);
+        t.requiresGrad = p.requiresGrad;
+        if (p.grad && !p.grad.isDisposed) t.grad = keep(noGrad(() => p.grad!.to(device)));
+      }
+    } catch (e) {
+      for (const t of moved.values()) {
+        t.zeroGrad();
+        t.dispose();
+      }
+      throw e;
+    }
+    for (const [name, t] of moved) {
+      const p = this.params.get(name)!;
       p.zeroGrad();
       p.dispose();
-      this.params.set(name, moved);
+      this.params.set(name, t);
     }
     this.placedOn = device;
     return this;
