@@ -44,6 +44,12 @@ export interface Qwen2VLConfig {
   raw: Record<string, unknown>;
 }
 
+/**
+ * Qwen2-VL's epsilon for every norm: RMSNorm's default when config.json has no rms_norm_eps (spec
+ * §3.2, §8.6), and the vision LayerNorms', which HF hard-codes (§1.2, §2.5, §2.6).
+ */
+export const QWEN2VL_NORM_EPS = 1e-6;
+
 type Json = Record<string, unknown>;
 
 class ConfigReader {
@@ -198,7 +204,7 @@ export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2
       numHiddenLayers: text.int(['num_hidden_layers']),
       numAttentionHeads: numHeads,
       numKeyValueHeads: numKv,
-      rmsNormEps: text.number(['rms_norm_eps'], 1e-6),
+      rmsNormEps: text.number(['rms_norm_eps'], QWEN2VL_NORM_EPS),
       ropeTheta,
       mropeSection,
       tieWordEmbeddings: (json.tie_word_embeddings ?? textJson.tie_word_embeddings ?? false) === true,

@@ -5,18 +5,20 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint, type SaveOptions, saveCheckpointTensors } from '../io/checkpoint.js';
 import { checkEntryShape, readTensor } from '../io/safetensors.js';
+import { noGrad } from '../tensor/autograd.js';
 import type { Device } from '../tensor/dtype.js';
+import { clone } from '../tensor/ops/arithmetic.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { type LogprobOptions, lmHeadLogprobs } from '../tensor/ops/logprobs.js';
 import { maskedScatterRows } from '../tensor/ops/masked-scatter.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { nativeOp } from '../tensor/ops/native.js';
-import { mropeCosSin, ropeInvFreq } from '../tensor/ops/rope-tables.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig, textHeadDim } from './config.js';
 import { checkpointNames, parameterShapes } from './parameters.js';
 import { getRopeIndex } from './rope-index.js';
+import { mropeCosSin, ropeInvFreq } from './rope-tables.js';
 import { type LayerCache, Qwen2Decoder } from './text.js';
 import { Qwen2VisionTransformer } from './vision.js';
 
@@ -31,10 +33,45 @@ export interface Qwen2VLInputs {
   seqLen: number;
   /** [B, S] 1 = token, 0 = padding. Default: all ones. */
   attentionMask?: Int32Array;
-  /** [patches, 1176] from the image processor, all images of the batch in order. */
-  pixelValues?: Tensor;
+  /**
+   * [patches, 1176] from the image processor, all images of the batch in order: host values
+   * (uploaded to the model's device once per forward) or a tensor already on that device.
+   */
+  pixelValues?: Tensor | Float32Array;
   /** [images * 3] (t, h, w) per image. */
   imageGridThw?: Int32Array;
+}
+
+/** Compute dtypes a model may be asked for. */
+export type ModelDType = 'float32' | 'bfloat16';
+
+/** Where a model's weights live, and the dtype it computes in. */
+export interface ModelPlacement {
+  /** The device of the weights, and of every tensor a forward makes (default 'cpu'). */
+  device?: Device;
+  /**
+   * Compute dtype (default 'float32'). 'bfloat16' is accepted by the type so that callers can be
+   * written for it, but throws for now: the ops compute in float32 only (bf16 checkpoints load as
+   * float32 weights with 'float32').
+   */
+  dtype?: ModelDType;
+}
+
+/** The placement options, checked: a clear error for anything this build cannot do. */
+function resolvePlacement(where: string, options: ModelPlacement): { device: Device } {
+  const device = options.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda')
+    throw new TypeError(`${where}: device must be 'cpu' or 'cuda' (got ${JSON.stringify(device)})`);
+  const dtype = options.dtype ?? 'float32';
+  if (dtype === 'bfloat16') {
+    throw new Error(
+      `${where}: dtype 'bfloat16' is not yet supported (the ops compute in float32; ` +
+        "bf16 checkpoints load as float32 weights with dtype 'float32')",
+    );
+  }
+  if (dtype !== 'float32')
+    throw new TypeError(`${where}: dtype must be 'float32' or 'bfloat16' (got ${JSON.stringify(dtype)})`);
+  return { device };
 }
 
 export interface Qwen2VLOutput {
@@ -55,6 +92,7 @@ export class Qwen2VLForConditionalGeneration {
   readonly visual: Qwen2VisionTransformer;
   readonly model: Qwen2Decoder;
   private readonly invFreq: Float32Array;
+  private placedOn: Device;
 
   private constructor(
     readonly config: Qwen2VLConfig,
@@ -69,13 +107,38 @@ export class Qwen2VLForConditionalGeneration {
     this.visual = new Qwen2VisionTransformer(config.vision, p);
     this.model = new Qwen2Decoder(config.text, p);
     this.invFreq = ropeInvFreq(textHeadDim(config.text), config.text.ropeTheta);
+    // Every tensor a forward makes goes where the weights are, so they must agree.
+    let first: [string, Tensor] | undefined;
+    for (const [name, t] of params) {
+      first ??= [name, t];
+      if (t.device !== first[1].device)
+        throw new Error(
+          `Qwen2-VL: parameter ${first[0]} is on ${first[1].device} but ${name} is on ${t.device}`,
+        );
+    }
+    this.placedOn = first?.[1].device ?? 'cpu';
   }
 
-  /** Loads a Hugging Face checkpoint folder (config.json + model.safetensors or shards). */
+  /** The device of the weights: where inputs are uploaded and every activation is made. */
+  get device(): Device {
+    return this.placedOn;
+  }
+
+  /** The compute dtype (float32 only, for now). */
+  get dtype(): ModelDType {
+    return 'float32';
+  }
+
+  /**
+   * Loads a Hugging Face checkpoint folder (config.json + model.safetensors or shards), each weight
+   * streamed from the file straight into memory on `options.device` (F32, BF16 and F16 files alike
+   * become float32 weights).
+   */
   static fromPretrained(
     dir: string,
-    options: { device?: Device; requiresGrad?: boolean } = {},
+    options: ModelPlacement & { requiresGrad?: boolean } = {},
   ): Qwen2VLForConditionalGeneration {
+    const { device } = resolvePlacement('Qwen2VLForConditionalGeneration.fromPretrained', options);
     const configPath = join(dir, 'config.json');
     let json: unknown;
     try {
@@ -93,7 +156,7 @@ export class Qwen2VLForConditionalGeneration {
           .find((e) => e !== undefined);
         if (!entry) throw new Error(`${dir}: tensor ${name} is missing from the checkpoint`);
         checkEntryShape(entry, shape);
-        const t = readTensor(entry, { device: options.device });
+        const t = readTensor(entry, { device });
         t.requiresGrad = options.requiresGrad ?? true;
         params.set(name, t);
       }
@@ -111,18 +174,21 @@ export class Qwen2VLForConditionalGeneration {
    */
   static fromConfig(
     config: Qwen2VLConfig,
-    options: { seed?: number; initializerRange?: number; device?: Device } = {},
+    options: ModelPlacement & { seed?: number; initializerRange?: number } = {},
   ): Qwen2VLForConditionalGeneration {
+    const { device } = resolvePlacement('Qwen2VLForConditionalGeneration.fromConfig', options);
     const std = options.initializerRange ?? 0.02;
     const params = new Map<string, Tensor>();
     let index = 0;
     for (const [name, shape] of parameterShapes(config)) {
-      const t = keep(Tensor.empty(shape));
+      // host: fillNormal runs on the CPU only, which also makes a seed give the same weights on
+      // every device; each weight is then copied to the device once.
+      const t = keep(Tensor.empty(shape, { device: 'cpu' }));
       if (/norm|ln_q/.test(name) && name.endsWith('weight')) fill({ out: t, value: 1 });
       else if (name.endsWith('bias')) fill({ out: t, value: 0 });
       else fillNormal({ out: t, mean: 0, std, seed: (options.seed ?? 0) * 1_000_003 + index });
       index += 1;
-      const placed = options.device && options.device !== 'cpu' ? keep(t.to(options.device)) : t;
+      const placed = device !== 'cpu' ? keep(t.to(device)) : t;
       if (placed !== t) t.dispose();
       placed.requiresGrad = true;
       params.set(name, placed);
@@ -130,15 +196,55 @@ export class Qwen2VLForConditionalGeneration {
     return new Qwen2VLForConditionalGeneration(config, params);
   }
 
-  /** A copy with its own weights (the frozen reference policy of GRPO: no gradients). */
+  /**
+   * A copy with its own weights on the same device (the frozen reference policy of GRPO: no
+   * gradients), copied there without a round trip through the host.
+   */
   copy(options: { requiresGrad?: boolean } = {}): Qwen2VLForConditionalGeneration {
     const params = new Map<string, Tensor>();
     for (const [name, t] of this.params) {
-      const c = keep(Tensor.from(t.toFloat32Array(), t.shape, { device: t.device }));
+      const c = keep(noGrad(() => clone(t)));
       c.requiresGrad = options.requiresGrad ?? false;
       params.set(name, c);
     }
     return new Qwen2VLForConditionalGeneration(this.config, params);
+  }
+
+  /**
+   * Moves every weight (and gradient) to `device` in place, like torch's Module.to, and returns
+   * this model. The old tensors are freed: make optimizers after moving the model, as they hold
+   * the parameter tensors themselves.
+   */
+  to(device: Device): this {
+    resolvePlacement('Qwen2VLForConditionalGeneration.to', { device });
+    if (device === this.placedOn) return this;
+    // Everything is copied before anything is freed: a failure (out of memory) leaves the model as
+    // it was rather than split over two devices.
+    const moved = new Map<string, Tensor>();
+    try {
+      for (const [name, p] of this.params) {
+        p.assertUsable('Qwen2VLForConditionalGeneration.to', name);
+        // noGrad: the copy is a new leaf, not a step of anyone's graph.
+        const t = keep(noGrad(() => p.to(device)));
+        moved.set(name, t);
+        t.requiresGrad = p.requiresGrad;
+        if (p.grad && !p.grad.isDisposed) t.grad = keep(noGrad(() => p.grad!.to(device)));
+      }
+    } catch (e) {
+      for (const t of moved.values()) {
+        t.zeroGrad();
+        t.dispose();
+      }
+      throw e;
+    }
+    for (const [name, t] of moved) {
+      const p = this.params.get(name)!;
+      p.zeroGrad();
+      p.dispose();
+      this.params.set(name, t);
+    }
+    this.placedOn = device;
+    return this;
   }
 
   /** The LM head: the tied embedding or lm_head.weight. */
@@ -160,6 +266,50 @@ export class Qwen2VLForConditionalGeneration {
     return this.parameters().reduce((s, t) => s + t.size, 0);
   }
 
+  /** int32 host values as a tensor on the model's device (one upload). */
+  private upload(values: Int32Array, shape: number[]): Tensor {
+    return Tensor.from(values, shape, { dtype: 'int32', device: this.placedOn });
+  }
+
+  /**
+   * Token embeddings [batch, seqLen, H] of host ids (checked against the vocabulary on the host,
+   * then uploaded once): the first step of embed(), and what decoding steps feed back.
+   */
+  embedTokens(inputIds: Int32Array, batch: number, seqLen: number): Tensor {
+    const vocab = this.config.text.vocabSize;
+    if (inputIds.length !== batch * seqLen)
+      throw new RangeError(`inputIds has ${inputIds.length} ids, not batch * seqLen = ${batch} * ${seqLen}`);
+    for (let i = 0; i < inputIds.length; i++) {
+      if (inputIds[i] < 0 || inputIds[i] >= vocab)
+        throw new RangeError(`inputIds[${i}] = ${inputIds[i]} is outside the vocabulary [0, ${vocab})`);
+    }
+    const ids = this.upload(inputIds, [batch, seqLen]);
+    const embeds = embedding(ids, this.parameter('model.embed_tokens.weight'));
+    ids.dispose(); // the graph keeps its own view
+    return embeds;
+  }
+
+  /** pixelValues on the model's device: host values uploaded, a tensor checked to be there. */
+  private pixelTensor(pixelValues: Tensor | Float32Array): Tensor {
+    const v = this.config.vision;
+    const patchDim = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+    if (pixelValues instanceof Tensor) {
+      if (pixelValues.device !== this.placedOn) {
+        throw new Error(
+          `pixelValues is on ${pixelValues.device} but the model is on ${this.placedOn}: pass a Float32Array ` +
+            `(uploaded once) or move it with .to('${this.placedOn}')`,
+        );
+      }
+      return pixelValues;
+    }
+    if (pixelValues.length % patchDim !== 0) {
+      throw new RangeError(
+        `pixelValues has ${pixelValues.length} values, not a whole number of patches of ${patchDim}`,
+      );
+    }
+    return Tensor.from(pixelValues, [pixelValues.length / patchDim, patchDim], { device: this.placedOn });
+  }
+
   /** Embeddings with the image features in place, and the M-RoPE positions. */
   embed(
     inputs: Qwen2VLInputs,
@@ -172,15 +322,7 @@ export class Qwen2VLForConditionalGeneration {
   } {
     const { batch: b, seqLen: s, inputIds } = inputs;
     const c = this.config;
-    if (inputIds.length !== b * s)
-      throw new RangeError(`inputIds has ${inputIds.length} ids, not batch * seqLen = ${b} * ${s}`);
-    for (let i = 0; i < inputIds.length; i++) {
-      if (inputIds[i] < 0 || inputIds[i] >= c.text.vocabSize) {
-        throw new RangeError(
-          `inputIds[${i}] = ${inputIds[i]} is outside the vocabulary [0, ${c.text.vocabSize})`,
-        );
-      }
-    }
+    let embeds = this.embedTokens(inputIds, b, s);
     const { positionIds, ropeDeltas } = getRopeIndex({
       inputIds,
       batch: b,
@@ -191,26 +333,24 @@ export class Qwen2VLForConditionalGeneration {
       visionStartTokenId: c.visionStartTokenId,
       spatialMergeSize: c.vision.spatialMergeSize,
     });
-    const ids = Tensor.from(inputIds, [b, s], { dtype: 'int32' });
-    let embeds = embedding(ids, this.params.get('model.embed_tokens.weight')!);
     let visionEmbeds: Tensor | undefined;
     const imageMask = inputIds.map((id) => (id === c.imageTokenId ? 1 : 0));
     const imageTokens = imageMask.reduce((a, x) => a + x, 0);
     if (inputs.pixelValues) {
-      visionEmbeds = this.visual.forward(inputs.pixelValues, inputs.imageGridThw ?? new Int32Array(0), {
+      const pixels = this.pixelTensor(inputs.pixelValues);
+      visionEmbeds = this.visual.forward(pixels, inputs.imageGridThw ?? new Int32Array(0), {
         gradientCheckpointing: options.gradientCheckpointing,
       });
+      if (pixels !== inputs.pixelValues) pixels.dispose(); // our upload; the graph keeps a view
       if (visionEmbeds.shape[0] !== imageTokens) {
         throw new RangeError(
           `the ids hold ${imageTokens} <|image_pad|> tokens but the images give ${visionEmbeds.shape[0]} features`,
         );
       }
       const flat = embeds.reshape([b * s, c.text.hiddenSize]);
-      embeds = maskedScatterRows(
-        flat,
-        Tensor.from(imageMask, [b * s], { dtype: 'int32' }),
-        visionEmbeds,
-      ).reshape([b, s, c.text.hiddenSize]);
+      const mask = this.upload(imageMask, [b * s]);
+      embeds = maskedScatterRows(flat, mask, visionEmbeds).reshape([b, s, c.text.hiddenSize]);
+      mask.dispose();
     } else if (imageTokens > 0) {
       throw new RangeError(`the ids hold ${imageTokens} <|image_pad|> tokens but no pixelValues were given`);
     }
@@ -230,27 +370,44 @@ export class Qwen2VLForConditionalGeneration {
     const { embeds, visionEmbeds, positionIds, ropeDeltas } = this.embed(inputs, { gradientCheckpointing });
     const { cos, sin } = this.ropeTables(positionIds, inputs.batch, inputs.seqLen);
     const keyMask = inputs.attentionMask
-      ? Tensor.from(inputs.attentionMask, [inputs.batch, inputs.seqLen], { dtype: 'int32' })
+      ? this.upload(inputs.attentionMask, [inputs.batch, inputs.seqLen])
       : undefined;
     const hiddenStates: Tensor[] | undefined = options.outputHiddenStates ? [] : undefined;
     const hidden = this.model.forward(
       { hidden: embeds, cos, sin, keyMask },
       { hiddenStates, gradientCheckpointing },
     );
+    // Made here for this pass only (the graph keeps views of what backward needs).
+    for (const t of [cos, sin, keyMask]) t?.dispose();
     return { hidden, inputsEmbeds: embeds, visionEmbeds, hiddenStates, positionIds, ropeDeltas };
   }
 
-  /** @internal M-RoPE cos / sin tables [B, S, head_dim] for positions [3, B, S]. */
+  /**
+   * @internal M-RoPE cos / sin tables [B, S, head_dim] for positions [3, B, S], built on the host
+   * (where get_rope_index made the positions) and uploaded once to the model's device.
+   */
   ropeTables(positionIds: Int32Array, batch: number, seqLen: number): { cos: Tensor; sin: Tensor } {
-    const pos = Tensor.from(positionIds, [3, batch, seqLen], { dtype: 'int32' });
-    return mropeCosSin(pos, this.invFreq, this.config.text.mropeSection);
+    // host: the table builder reads the positions in JS; only the tables go to the device.
+    const pos = Tensor.from(positionIds, [3, batch, seqLen], { dtype: 'int32', device: 'cpu' });
+    try {
+      return mropeCosSin(pos, this.invFreq, this.config.text.mropeSection, { device: this.placedOn });
+    } finally {
+      pos.dispose();
+    }
   }
 
-  /** @internal One decoder pass with a KV cache (generation). */
-  decode(embeds: Tensor, positionIds: Int32Array, keyMask: Tensor, cache: LayerCache[]): Tensor {
+  /**
+   * @internal One decoder pass with a KV cache (generation). keyMask [B, past + S]: host values
+   * (uploaded) or an int32 tensor on the model's device.
+   */
+  decode(embeds: Tensor, positionIds: Int32Array, keyMask: Tensor | Int32Array, cache: LayerCache[]): Tensor {
     const [b, s] = embeds.shape;
     const { cos, sin } = this.ropeTables(positionIds, b, s);
-    return this.model.forward({ hidden: embeds, cos, sin, keyMask }, { cache });
+    const mask = keyMask instanceof Tensor ? keyMask : this.upload(keyMask, [b, keyMask.length / b]);
+    const hidden = this.model.forward({ hidden: embeds, cos, sin, keyMask: mask }, { cache });
+    for (const t of [cos, sin]) t.dispose();
+    if (mask !== keyMask) mask.dispose();
+    return hidden;
   }
 
   /** Full logits [..., vocab] from hidden states (inference and tests; training uses tokenLogprobs). */

@@ -6,14 +6,14 @@ import { add } from '../tensor/ops/arithmetic.js';
 import { attention } from '../tensor/ops/attention.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { layerNorm } from '../tensor/ops/norm.js';
-import { visionRotaryCosSin } from '../tensor/ops/rope-tables.js';
 import { rotary } from '../tensor/ops/rotary.js';
 import { narrow } from '../tensor/ops/shape.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
-import type { Qwen2VLVisionConfig } from './config.js';
+import { QWEN2VL_NORM_EPS, type Qwen2VLVisionConfig } from './config.js';
+import { visionRotaryCosSin } from './rope-tables.js';
 
 /** LayerNorm eps of the vision blocks and the merger (hard-coded in HF, spec 1.2). */
-const VISION_LN_EPS = 1e-6;
+const VISION_LN_EPS = QWEN2VL_NORM_EPS;
 
 /** (hpos, wpos) of every patch in merge-window order (spec 2.3 / 2.4), [N, 2]. */
 export function visionRotaryPositions(grids: Int32Array, merge: number): Int32Array {
@@ -68,22 +68,28 @@ export class Qwen2VisionTransformer {
     // Conv3d with kernel == stride is a linear map on the flattened patch (spec 2.2).
     const proj = this.p('visual.patch_embed.proj.weight');
     let h = linear(pixelValues, proj.reshape([c.embedDim, patchDim]));
+    // The rotary tables go where the weights are (pixelValues must be there too: linear checks).
+    // host: the table builder reads the (hpos, wpos) ids in JS; only the tables are uploaded.
     const rotPos = Tensor.from(visionRotaryPositions(imageGridThw, c.spatialMergeSize), [n, 2], {
       dtype: 'int32',
+      device: 'cpu',
     });
-    const { cos, sin } = visionRotaryCosSin(rotPos, c.embedDim / c.numHeads);
-    const cuSeqlens = Tensor.from(visionCuSeqlens(imageGridThw), [visionCuSeqlens(imageGridThw).length], {
-      dtype: 'int32',
-    });
+    const { cos, sin } = visionRotaryCosSin(rotPos, c.embedDim / c.numHeads, 10000, { device: proj.device });
+    rotPos.dispose();
+    // Segment boundaries stay host values: attention checks them on the host and its binding
+    // copies them to the kernel (a device tensor would only be read back first).
+    const cuSeqlens = visionCuSeqlens(imageGridThw);
     for (let i = 0; i < c.depth; i++) {
       h = options.gradientCheckpointing
-        ? checkpoint((x, cs, sn, cu) => this.block(i, x, cs, sn, cu), [h, cos, sin, cuSeqlens])
+        ? checkpoint((x, cs, sn) => this.block(i, x, cs, sn, cuSeqlens), [h, cos, sin])
         : this.block(i, h, cos, sin, cuSeqlens);
     }
+    cos.dispose(); // the graph keeps views where backward needs them
+    sin.dispose();
     return this.merger(h);
   }
 
-  private block(i: number, h: Tensor, cos: Tensor, sin: Tensor, cuSeqlens: Tensor): Tensor {
+  private block(i: number, h: Tensor, cos: Tensor, sin: Tensor, cuSeqlens: Int32Array): Tensor {
     const c = this.config;
     const pre = `visual.blocks.${i}.`;
     const n = h.shape[0];

@@ -11,7 +11,13 @@ export interface GradNorm {
   clipCoef: number;
 }
 
-/** The global gradient norm over the parameters that have gradients (float64 accumulation). */
+/**
+ * The global gradient norm over the parameters that have gradients (float64 accumulation). Each
+ * gradient is reduced where it lives, but the native sumSquares hands its double back to JS, so on
+ * CUDA every parameter costs one wait for the stream. Doing it on the device with the float ops
+ * (sumAll(mul(g, g)) per parameter) would trade that for a gradient-sized temporary and float32
+ * partial sums; a native multi-tensor sumSquares (one call, one read) is what removes the waits.
+ */
 export function gradNorm(params: Tensor[], maxNorm = Number.POSITIVE_INFINITY): GradNorm {
   let sq = 0;
   for (const p of params) if (p.grad) sq += sumSquares({ x: p.grad });
@@ -20,7 +26,10 @@ export function gradNorm(params: Tensor[], maxNorm = Number.POSITIVE_INFINITY): 
   return { totalNorm, clipCoef: Math.min(1, maxNorm / (totalNorm + 1e-6)) };
 }
 
-/** Scales every gradient in place so the global norm is at most maxNorm; returns the norm before. */
+/**
+ * Scales every gradient in place, on its own device, so the global norm is at most maxNorm; returns
+ * the norm before.
+ */
 export function clipGradNorm(params: Tensor[], maxNorm: number): GradNorm {
   if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be > 0 (got ${maxNorm})`);
   const norm = gradNorm(params, maxNorm);

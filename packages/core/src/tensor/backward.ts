@@ -31,6 +31,9 @@ export function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph:
       `backward: gradient ${formatShape(seed.shape)} does not match the tensor ${formatShape(root.shape)}`,
     );
   }
+  if (seed && seed.device !== root.device) {
+    throw new Error(`backward: gradient is on ${seed.device} but the tensor is on ${root.device}`);
+  }
   tidy(() =>
     noGrad(() => {
       const start = seed ? seed.detach() : Tensor.from([1], root.shape, { device: root.device });

@@ -10,14 +10,7 @@ export { embedding } from './ops/embedding.js';
 export { crossEntropy, type LogprobOptions, lmHeadLogprobs, logprobsFromLogits } from './ops/logprobs.js';
 export { maskedScatterRows } from './ops/masked-scatter.js';
 export { linear, type MatmulOptions, matmul, sumRows } from './ops/matmul.js';
-export { layerNorm, QWEN2VL_NORM_EPS, rmsNorm } from './ops/norm.js';
-export {
-  type CosSin,
-  mropeCosSin,
-  type RopeTableOptions,
-  ropeInvFreq,
-  visionRotaryCosSin,
-} from './ops/rope-tables.js';
+export { layerNorm, rmsNorm } from './ops/norm.js';
 export { rotary } from './ops/rotary.js';
 export { concat, narrow, split, writeSlice } from './ops/shape.js';
 export { keep, tidy } from './scope.js';

@@ -98,7 +98,7 @@ export class Tensor {
         `Tensor.from: ${data.length} values do not fill shape ${formatShape(shape)} (${shapeSize(shape)} elements)`,
       );
     }
-    const t = Tensor.empty(shape, { ...options, dtype });
+    const t = Tensor.empty(shape, { dtype, device: options.device, requiresGrad: options.requiresGrad });
     const typed = typedArrayFor(dtype, data.length);
     if (dtype === 'int32') {
       for (let i = 0; i < data.length; i++) {
@@ -113,7 +113,7 @@ export class Tensor {
 
   /** Scalar tensor. */
   static scalar(value: number, options: TensorOptions = {}): Tensor {
-    return Tensor.from([value], [], options);
+    return Tensor.from([value], [], options); // device: the caller's options (default cpu)
   }
 
   /** A copy of the values as a typed array. */

@@ -1,6 +1,6 @@
 // Row selection on collated batches: the G-fold repeat of GRPO and micro-batches both pick rows
 // (with their images) out of a batch.
-import { Tensor } from '../tensor/tensor.js';
+import type { Qwen2VLInputs } from '../model/qwen2vl.js';
 import type { PromptBatchLike } from './types.js';
 
 export interface RowBatch extends PromptBatchLike {
@@ -57,15 +57,18 @@ export function selectRows<B extends RowBatch>(batch: B, rows: number[]): B {
   };
 }
 
-/** Model inputs of a batch (pixel values as a tensor when there are images). */
-export function modelInputs(batch: PromptBatchLike) {
+/**
+ * Model inputs of a batch, as host arrays: the model uploads them to its device once per forward
+ * (pixel values only when there are images).
+ */
+export function modelInputs(batch: PromptBatchLike): Qwen2VLInputs {
   const patches = batch.patchDim > 0 ? batch.pixelValues.length / batch.patchDim : 0;
   return {
     batch: batch.batchSize,
     seqLen: batch.seqLen,
     inputIds: batch.inputIds,
     attentionMask: batch.attentionMask,
-    pixelValues: patches > 0 ? Tensor.from(batch.pixelValues, [patches, batch.patchDim]) : undefined,
+    pixelValues: patches > 0 ? batch.pixelValues : undefined,
     imageGridThw: patches > 0 ? batch.imageGridThw : undefined,
   };
 }

@@ -88,7 +88,7 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     });
     return model.tokenLogprobs(
       hidden,
-      Tensor.from(ids, [rows.length, r.completionLength], { dtype: 'int32' }),
+      Tensor.from(ids, [rows.length, r.completionLength], { dtype: 'int32', device: model.device }),
     );
   }
 

@@ -35,7 +35,7 @@ export class SFTTrainer<S> extends Trainer<S, SftConfig> {
         });
         const lp = this.model.tokenLogprobs(
           narrow(out.hidden, 1, 0, s - 1),
-          Tensor.from(targets, [b, s - 1], { dtype: 'int32' }),
+          Tensor.from(targets, [b, s - 1], { dtype: 'int32', device: this.model.device }),
           { ignoreIndex: -100 },
         );
         const loss = scale(sumAll(lp), -1 / Math.max(count, 1) / c.gradientAccumulationSteps);

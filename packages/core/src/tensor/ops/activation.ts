@@ -25,7 +25,7 @@ const unaryKernels = {
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   checkInputs('swiglu', { gate, up });
   checkSameShape('swiglu', 'gate', gate, 'up', up);
-  const out = Tensor.empty(gate.shape);
+  const out = Tensor.empty(gate.shape, { device: gate.device });
   if (out.size > 0) swigluKernel({ gate, up, out });
   if (!isGradEnabled() || !(gate.requiresGrad || up.requiresGrad)) return out;
   const wantGate = gate.requiresGrad;
@@ -37,8 +37,8 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
     out,
     [gate, up],
     (grad) => {
-      const gradGate = wantGate ? Tensor.empty(sg.shape) : undefined;
-      const gradUp = wantUp ? Tensor.empty(su.shape) : undefined;
+      const gradGate = wantGate ? Tensor.empty(sg.shape, { device: sg.device }) : undefined;
+      const gradUp = wantUp ? Tensor.empty(su.shape, { device: su.device }) : undefined;
       if (grad.size > 0) swigluBackwardKernel({ grad, gate: sg, up: su, gradGate, gradUp });
       return [gradGate ?? null, gradUp ?? null];
     },
@@ -49,7 +49,7 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
 function unary(op: keyof typeof unaryKernels, x: Tensor): Tensor {
   checkInputs(op, { x });
   const [forward, backward] = unaryKernels[op];
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, { device: x.device });
   if (out.size > 0) forward({ x, out });
   if (!isGradEnabled() || !x.requiresGrad) return out;
   const saved = saveAll(x);
@@ -59,7 +59,7 @@ function unary(op: keyof typeof unaryKernels, x: Tensor): Tensor {
     out,
     [x],
     (grad) => {
-      const gradX = Tensor.empty(sx.shape);
+      const gradX = Tensor.empty(sx.shape, { device: sx.device });
       if (grad.size > 0) backward({ grad, x: sx, gradX });
       return [gradX];
     },

@@ -49,7 +49,9 @@ export interface AttentionOptions {
   keyMask?: Tensor | null;
   /**
    * Segment boundaries [0, c1, ..., N] (vision, spec §2.5): q / k / v [N, H, D] (or [1, N, H, D]),
-   * and token i attends only to the keys of its segment. Strictly increasing, ending at N.
+   * and token i attends only to the keys of its segment. Strictly increasing, ending at N. They are
+   * checked on the host and the binding copies them to the kernel's device, so pass host values:
+   * a tensor on the GPU is read back first (a wait for the queued work).
    */
   cuSeqlens?: Tensor | Int32Array | readonly number[] | null;
   /** Score scale; default 1 / sqrt(D). */

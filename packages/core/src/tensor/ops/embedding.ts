@@ -44,19 +44,20 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   const empty = ids.size === 0 || hidden === 0;
   // The kernel checks the ids; with nothing to copy it is not called, so check them here.
   if (empty) checkIds(ids, vocab);
-  const out = Tensor.empty([...ids.shape, hidden]);
+  const out = Tensor.empty([...ids.shape, hidden], { device: table.device });
   if (!empty) embeddingKernel({ ids, table, out, vocab, hidden });
   if (!isGradEnabled() || !table.requiresGrad) return out;
   const saved = saveAll(ids);
   const [sids] = saved;
   const tableShape = table.shape;
+  const device = table.device;
   return record(
     'embedding',
     out,
     [null, table],
     (grad) => {
-      if (empty) return [null, Tensor.zeros(tableShape)];
-      const gradTable = Tensor.empty(tableShape);
+      if (empty) return [null, Tensor.zeros(tableShape, { device })];
+      const gradTable = Tensor.empty(tableShape, { device });
       embeddingBackwardKernel({ grad, ids: sids, gradTable, vocab, hidden });
       return [null, gradTable];
     },

@@ -65,7 +65,8 @@ export function maskedScatterRows(base: Tensor, mask: Tensor, source: Tensor): T
       );
     }
   }
-  const out = Tensor.empty(base.shape);
+  const device = { device: base.device };
+  const out = Tensor.empty(base.shape, device);
   if (!empty) scatterKernel({ base, mask, source, out, rows, hidden });
   if (!isGradEnabled() || !(base.requiresGrad || source.requiresGrad)) return out;
   const wantBase = base.requiresGrad;
@@ -80,13 +81,13 @@ export function maskedScatterRows(base: Tensor, mask: Tensor, source: Tensor): T
     (grad) => {
       if (empty) {
         return [
-          wantBase ? Tensor.zeros(grad.shape) : null,
+          wantBase ? Tensor.zeros(grad.shape, device) : null,
           null,
-          wantSource ? Tensor.zeros(sourceShape) : null,
+          wantSource ? Tensor.zeros(sourceShape, device) : null,
         ];
       }
-      const gradBase = wantBase ? Tensor.empty(grad.shape) : undefined;
-      const gradSource = wantSource ? Tensor.empty(sourceShape) : undefined;
+      const gradBase = wantBase ? Tensor.empty(grad.shape, device) : undefined;
+      const gradSource = wantSource ? Tensor.empty(sourceShape, device) : undefined;
       scatterBackwardKernel({ grad, mask: smask, gradBase, gradSource, rows, hidden });
       return [gradBase ?? null, null, gradSource ?? null];
     },

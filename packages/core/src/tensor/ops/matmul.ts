@@ -47,11 +47,12 @@ function gemm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
       `matmul: cannot multiply a ${formatShape(a.shape)}${transA ? '^T' : ''} by b ${formatShape(b.shape)}${transB ? '^T' : ''}`,
     );
   }
-  const out = Tensor.empty([...batchShape, m, n], { device: a.device });
-  if (m > 0 && n > 0) {
-    if (k === 0) out.storage.write(new Float32Array(out.size));
-    else matmulKernel({ a, b, out, m, n, k, batch, transA, transB, alpha: 1, beta: 0, broadcastB });
-  }
+  // k = 0 is the empty sum: zeros, allocated zeroed on the device (no host array copied over).
+  const shape = [...batchShape, m, n];
+  const device = { device: a.device };
+  const out = k === 0 ? Tensor.zeros(shape, device) : Tensor.empty(shape, device);
+  if (m > 0 && n > 0 && k > 0)
+    matmulKernel({ a, b, out, m, n, k, batch, transA, transB, alpha: 1, beta: 0, broadcastB });
   return out;
 }
 

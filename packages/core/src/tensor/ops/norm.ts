@@ -58,8 +58,11 @@ const layerNormBackwardKernel =
     ) => void
   >('layerNormBackward');
 
-/** Qwen2-VL's epsilon for every norm: RMSNorm (spec §3.2, §8.6) and the vision LayerNorms (§2.5, §2.6). */
-export const QWEN2VL_NORM_EPS = 1e-6;
+/**
+ * The default epsilon. Models pass their own (Qwen2-VL: model/config.ts QWEN2VL_NORM_EPS, also
+ * 1e-6); this is only what a caller that names none gets.
+ */
+const DEFAULT_NORM_EPS = 1e-6;
 
 /** Checks that a [hidden] parameter matches x's last dimension; returns x as rows x hidden. */
 function checkRowParam(op: string, x: Tensor, name: string, p: Tensor): RowShape {
@@ -78,22 +81,27 @@ function checkEps(op: string, eps: number): void {
     throw new RangeError(`${op}: eps must be a finite number >= 0 (got ${eps})`);
 }
 
-/** Zeros for the gradients of an empty input (no kernel call: the kernels take positive sizes). */
+/**
+ * Zeros for the gradients of an empty input (no kernel call: the kernels take positive sizes), on
+ * the input's device.
+ */
 function zerosLike(t: Tensor): Tensor {
-  return Tensor.zeros(t.shape);
+  return Tensor.zeros(t.shape, { device: t.device });
 }
 
 /**
  * RMSNorm over the last dimension: `x * rsqrt(mean(x^2) + eps) * weight`, statistics in float64
  * (HF computes them in float32, spec §3.2). x [..., H], weight [H].
  */
-export function rmsNorm(x: Tensor, weight: Tensor, eps = QWEN2VL_NORM_EPS): Tensor {
+export function rmsNorm(x: Tensor, weight: Tensor, eps = DEFAULT_NORM_EPS): Tensor {
   checkInputs('rmsNorm', { x, weight });
   const shape = checkRowParam('rmsNorm', x, 'weight', weight);
   checkEps('rmsNorm', eps);
-  const out = Tensor.empty(x.shape);
+  // Output and per-row statistics on x's device (weight is there too: checkInputs).
+  const device = { device: x.device };
+  const out = Tensor.empty(x.shape, device);
   const empty = shape.rows === 0 || shape.hidden === 0;
-  const rstd = Tensor.empty([shape.rows]);
+  const rstd = Tensor.empty([shape.rows], device);
   if (!empty) rmsNormKernel({ x, weight, out, rstd, eps, ...shape });
   if (!isGradEnabled() || !(x.requiresGrad || weight.requiresGrad)) {
     rstd.dispose();
@@ -110,8 +118,8 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = QWEN2VL_NORM_EPS): Tens
     [x, weight],
     (grad) => {
       if (empty) return [wantX ? zerosLike(sx) : null, wantW ? zerosLike(sw) : null];
-      const gradX = wantX ? Tensor.empty(sx.shape) : undefined;
-      const gradWeight = wantW ? Tensor.empty(sw.shape) : undefined;
+      const gradX = wantX ? Tensor.empty(sx.shape, device) : undefined;
+      const gradWeight = wantW ? Tensor.empty(sw.shape, device) : undefined;
       rmsNormBackwardKernel({ grad, x: sx, weight: sw, rstd: sr, gradX, gradWeight, ...shape });
       return [gradX ?? null, gradWeight ?? null];
     },
@@ -121,18 +129,19 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = QWEN2VL_NORM_EPS): Tens
 
 /**
  * LayerNorm over the last dimension with the biased variance:
- * `(x - mean) * rsqrt(var + eps) * weight + bias` (the vision tower's norm1 / norm2 / ln_q, eps 1e-6,
+ * `(x - mean) * rsqrt(var + eps) * weight + bias` (e.g. the vision tower's norm1 / norm2 / ln_q,
  * spec §2.5, §2.6). x [..., H], weight and bias [H].
  */
-export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = QWEN2VL_NORM_EPS): Tensor {
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = DEFAULT_NORM_EPS): Tensor {
   checkInputs('layerNorm', { x, weight, bias });
   const shape = checkRowParam('layerNorm', x, 'weight', weight);
   checkRowParam('layerNorm', x, 'bias', bias);
   checkEps('layerNorm', eps);
-  const out = Tensor.empty(x.shape);
+  const device = { device: x.device };
+  const out = Tensor.empty(x.shape, device);
   const empty = shape.rows === 0 || shape.hidden === 0;
-  const mean = Tensor.empty([shape.rows]);
-  const rstd = Tensor.empty([shape.rows]);
+  const mean = Tensor.empty([shape.rows], device);
+  const rstd = Tensor.empty([shape.rows], device);
   if (!empty) layerNormKernel({ x, weight, bias, out, mean, rstd, eps, ...shape });
   if (!isGradEnabled() || !(x.requiresGrad || weight.requiresGrad || bias.requiresGrad)) {
     mean.dispose();
@@ -154,9 +163,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = QWEN2VL
       if (empty) {
         return [wantX ? zerosLike(sx) : null, wantW ? zerosLike(sw) : null, wantB ? zerosLike(sw) : null];
       }
-      const gradX = wantX ? Tensor.empty(sx.shape) : undefined;
-      const gradWeight = wantW ? Tensor.empty(sw.shape) : undefined;
-      const gradBias = wantB ? Tensor.empty(sw.shape) : undefined;
+      const gradX = wantX ? Tensor.empty(sx.shape, device) : undefined;
+      const gradWeight = wantW ? Tensor.empty(sw.shape, device) : undefined;
+      const gradBias = wantB ? Tensor.empty(sw.shape, device) : undefined;
       layerNormBackwardKernel({
         grad,
         x: sx,

@@ -1,7 +1,7 @@
 // Rotary position embedding, half-split ("rotate_half") convention of Qwen2-VL:
 //   out = x * cos + rotate_half(x) * sin,   rotate_half(x) = [-x2, x1]  (x1, x2 the halves of D).
 // One op serves the LLM's M-RoPE (spec §3.5) and the vision tower's 2-D RoPE (spec §2.4): they
-// differ only in the per-position cos / sin tables, built by rope-tables.ts.
+// differ only in the per-position cos / sin tables, built by model/rope-tables.ts.
 import { isGradEnabled } from '../autograd.js';
 import { formatShape, record, saveAll, Tensor } from '../tensor.js';
 import { checkInputs, sameShape } from './checks.js';

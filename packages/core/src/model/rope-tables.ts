@@ -6,10 +6,13 @@
 // Angles are float32 products (HF does them in float32; Math.fround of the double product, exact
 // for positions below 2^29, rounds once as a float32 multiply does), cos / sin of them rounded to
 // float32.
-// Position ids are integers and carry no gradient (spec §8.10), so this is plain TS, not a kernel.
-import type { Device } from '../dtype.js';
-import { formatShape, Tensor } from '../tensor.js';
-import { checkInputs } from './checks.js';
+// Position ids are integers and carry no gradient (spec §8.10), so this is plain TS, not a kernel:
+// the positions are read on the host (the model passes them as a CPU tensor, since it computes them
+// there) and the tables are uploaded once to `options.device`, where rotary() reads them.
+// Model code (both schemes are Qwen2-VL's), hence here and not in the generic tensor layer.
+import type { Device } from '../tensor/dtype.js';
+import { checkInputs } from '../tensor/ops/checks.js';
+import { formatShape, Tensor } from '../tensor/tensor.js';
 
 const f32 = Math.fround;
 
@@ -34,7 +37,7 @@ export function ropeInvFreq(dim: number, theta: number): Float32Array {
   return out;
 }
 
-/** Where the tables go (default: the position ids' device). */
+/** Where the tables go (default: the position ids' device); the model's device for a forward. */
 export interface RopeTableOptions {
   device?: Device;
 }
