@@ -1,7 +1,7 @@
 // Reads the reference fixtures (safetensors written by the float64 PyTorch reference).
 // The folder comes from OTHINK_FIXTURES, default: the project's copy in <repo>/fixtures.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type FixtureArray = Float64Array | Float32Array | BigInt64Array | Int32Array | Uint8Array;
@@ -19,9 +19,12 @@ export function fixturesDir(): string {
   return resolve(process.env.OTHINK_FIXTURES ?? join(repoRoot, 'fixtures'));
 }
 
-/** Absolute path of a file inside the fixture folder; throws a readable error if it is missing. */
+/**
+ * Absolute path of a file inside the fixture folder (an absolute path is taken as it is: reference
+ * files made elsewhere, e.g. by scripts/transformers_reference.py); throws a readable error if it is missing.
+ */
 export function fixturePath(relative: string): string {
-  const path = join(fixturesDir(), relative);
+  const path = isAbsolute(relative) ? relative : join(fixturesDir(), relative);
   if (!existsSync(path)) {
     throw new Error(
       `fixture ${relative} not found in ${fixturesDir()} (set OTHINK_FIXTURES to a fixture folder)`,
