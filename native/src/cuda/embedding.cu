@@ -7,6 +7,7 @@
 #include <cub/device/device_radix_sort.cuh>
 #include <limits>
 
+#include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device_utils.cuh"
 #include "cuda/embedding.cuh"
@@ -34,6 +35,18 @@ __global__ void __launch_bounds__(kThreads)
     }
     const T* src = table + static_cast<int64_t>(id) * hidden;
     for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) o[j] = src[j];
+  }
+}
+
+// The smallest (position << 32 | value bits) over the bad ids: the first bad position, with its
+// value. Positions are < 2^31, so the packed key orders by position first.
+__global__ void find_bad_id_kernel(const int32_t* __restrict__ ids, int64_t n, int64_t vocab,
+                                   unsigned long long* __restrict__ first) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab)
+      atomicMin(first, (static_cast<unsigned long long>(i) << 32) | static_cast<uint32_t>(id));
   }
 }
 
@@ -91,7 +104,30 @@ unsigned blocks_for(int64_t items) { return static_cast<unsigned>(std::min<int64
 
 }  // namespace
 
-size_t embedding_backward_workspace_bytes(int64_t n) { return n > 0 ? layout(n).total : 0; }
+BadId embedding_find_bad_id(const int32_t* ids, int64_t n, int64_t vocab, cudaStream_t stream) {
+  if (n < 0 || vocab < 1) throw_bad_argument("embedding_find_bad_id", "needs n >= 0 and vocab >= 1");
+  if (n > std::numeric_limits<int32_t>::max())
+    throw_bad_argument("embedding_find_bad_id", "more than 2^31 - 1 ids (positions are packed into 32 bits)");
+  if (n == 0) return {-1, 0};
+  if (!ids) throw_bad_argument("embedding_find_bad_id", "ids must be a device pointer");
+  const DeviceScratch first(sizeof(unsigned long long));
+  // All ones: larger than any packed (position, value), i.e. "none found".
+  OTHINK_CUDA_CHECK(cudaMemsetAsync(first.as<void>(), 0xff, sizeof(unsigned long long), stream));
+  find_bad_id_kernel<<<blocks_for((n + 255) / 256), 256, 0, stream>>>(ids, n, vocab, first.as<unsigned long long>());
+  OTHINK_CUDA_CHECK_LAUNCH();
+  unsigned long long packed = 0;
+  OTHINK_CUDA_CHECK(cudaMemcpyAsync(&packed, first.as<void>(), sizeof packed, cudaMemcpyDeviceToHost, stream));
+  OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (packed == ~0ull) return {-1, 0};
+  return {static_cast<int64_t>(packed >> 32), static_cast<int32_t>(static_cast<uint32_t>(packed & 0xffffffffu))};
+}
+
+size_t embedding_backward_workspace_bytes(int64_t n) {
+  // The sort counts items in int: a larger n would wrap in the size query below.
+  if (n > std::numeric_limits<int32_t>::max())
+    throw_bad_argument("embedding_backward_workspace_bytes", "more than 2^31 - 1 ids (the sort's positions are int32)");
+  return n > 0 ? layout(n).total : 0;
+}
 
 template <typename T>
 void embedding_forward(const int32_t* ids, const T* table, int64_t n, int64_t vocab, int64_t hidden, T* out,

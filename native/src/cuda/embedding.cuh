@@ -1,9 +1,9 @@
 // CUDA twin of cpu/embedding.h: the embedding gather and its deterministic scatter-add backward.
 // Launchers take device pointers and a stream; plain C++ includes this header.
 //
-// The caller checks the ids (the N-API bridge does, as the CPU binding): an id outside
-// [0, vocab) still never reads or writes out of bounds here, it gets a row of NaN in the forward
-// and contributes nothing to the backward.
+// The caller checks the ids (the N-API bridge does, with embedding_find_bad_id, before either
+// launcher): an id outside [0, vocab) still never reads or writes out of bounds here, it gets a row
+// of NaN in the forward and contributes nothing to the backward.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -11,6 +11,17 @@
 #include <cstdint>
 
 namespace othink::cuda {
+
+// The first id outside [0, vocab): its position in ids and its value; index -1 when there is none.
+struct BadId {
+  int64_t index;
+  int32_t value;
+};
+
+// Finds the first id outside [0, vocab) on the device (one pass; each bad id offers its packed
+// (position, value) to an atomicMin) and reads the answer back with one 8-byte copy. Unlike the
+// launchers it waits: for the work queued on `stream` before it, and for the copy. n < 2^31.
+BadId embedding_find_bad_id(const int32_t* ids, int64_t n, int64_t vocab, cudaStream_t stream);
 
 // out[i, :] = table[ids[i], :]; table [vocab, hidden], out [n, hidden]. T: float or __nv_bfloat16.
 template <typename T>

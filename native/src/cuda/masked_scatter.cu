@@ -7,6 +7,7 @@
 #include <limits>
 #include <utility>
 
+#include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device_utils.cuh"
 #include "cuda/masked_scatter.cuh"
@@ -18,6 +19,31 @@ using dev::from_float;
 
 constexpr int kThreads = 128;
 constexpr int64_t kMaxBlocks = 1 << 16;
+
+constexpr int kCheckThreads = 256;
+
+// The device side of MaskSummary. first_bad packs (position << 32 | value bits): positions are
+// < 2^31, so the smallest key is the first bad position, and it carries its value along.
+struct MaskCounters {
+  unsigned long long ones;
+  unsigned long long first_bad;
+};
+
+__global__ void __launch_bounds__(kCheckThreads)
+    check_mask_kernel(const int32_t* __restrict__ mask, int64_t rows, MaskCounters* __restrict__ counters) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  unsigned long long ones = 0;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; r < rows; r += stride) {
+    const int32_t v = mask[r];
+    if (v == 1)
+      ++ones;
+    else if (v != 0)
+      atomicMin(&counters->first_bad, (static_cast<unsigned long long>(r) << 32) | static_cast<uint32_t>(v));
+  }
+  // One atomic per block, not per row (every thread reaches the block sum: no early exit above).
+  ones = dev::block_sum(ones);
+  if (threadIdx.x == 0 && ones > 0) atomicAdd(&counters->ones, ones);
+}
 
 __global__ void flags_kernel(const int32_t* __restrict__ mask, int64_t rows, int32_t* __restrict__ flags) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -105,7 +131,34 @@ void check_args(const char* fn, int64_t rows, int64_t hidden, int64_t ones) {
 
 }  // namespace
 
-size_t masked_scatter_workspace_bytes(int64_t rows) { return rows > 0 ? layout(rows).total : 0; }
+MaskSummary masked_scatter_check_mask(const int32_t* mask, int64_t rows, cudaStream_t stream) {
+  if (rows < 0) throw_bad_argument("masked_scatter_check_mask", "needs rows >= 0");
+  if (rows > std::numeric_limits<int32_t>::max())
+    throw_bad_argument("masked_scatter_check_mask", "more than 2^31 - 1 rows (positions are packed into 32 bits)");
+  if (rows == 0) return {0, -1, 0};
+  if (!mask) throw_bad_argument("masked_scatter_check_mask", "mask must be a device pointer");
+  const DeviceScratch scratch(sizeof(MaskCounters));
+  MaskCounters* counters = scratch.as<MaskCounters>();
+  // ones = 0; first_bad = all ones (larger than any packed key: none found).
+  OTHINK_CUDA_CHECK(cudaMemsetAsync(&counters->ones, 0, sizeof(unsigned long long), stream));
+  OTHINK_CUDA_CHECK(cudaMemsetAsync(&counters->first_bad, 0xff, sizeof(unsigned long long), stream));
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((rows + kCheckThreads - 1) / kCheckThreads, 4096));
+  check_mask_kernel<<<blocks, kCheckThreads, 0, stream>>>(mask, rows, counters);
+  OTHINK_CUDA_CHECK_LAUNCH();
+  MaskCounters host{};
+  OTHINK_CUDA_CHECK(cudaMemcpyAsync(&host, counters, sizeof host, cudaMemcpyDeviceToHost, stream));
+  OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (host.first_bad == ~0ull) return {static_cast<int64_t>(host.ones), -1, 0};
+  return {static_cast<int64_t>(host.ones), static_cast<int64_t>(host.first_bad >> 32),
+          static_cast<int32_t>(static_cast<uint32_t>(host.first_bad & 0xffffffffu))};
+}
+
+size_t masked_scatter_workspace_bytes(int64_t rows) {
+  // The scan counts items in int: a larger count would wrap in the size query below.
+  if (rows > std::numeric_limits<int32_t>::max())
+    throw_bad_argument("masked_scatter_workspace_bytes", "more than 2^31 - 1 rows");
+  return rows > 0 ? layout(rows).total : 0;
+}
 
 template <typename T>
 void masked_scatter_rows_forward(const T* base, const int32_t* mask, const T* source, int64_t rows, int64_t hidden,

@@ -3,7 +3,7 @@
 // Launchers take device pointers and a stream; plain C++ includes this header.
 //
 // `ones` is the number of set mask values, which the caller has counted and checked against
-// source's rows (the N-API bridge does, as the CPU binding). Any nonzero mask value counts as set;
+// source's rows (the N-API bridge does, with masked_scatter_check_mask, as the CPU binding). Any nonzero mask value counts as set;
 // a k-th set row with k >= ones (a wrong count) gets NaN and never reads out of bounds.
 #pragma once
 #include <cuda_runtime_api.h>
@@ -12,6 +12,19 @@
 #include <cstdint>
 
 namespace othink::cuda {
+
+// What the CPU binding reads off the mask on the host: the number of ones, and the first value
+// that is neither 0 nor 1 (bad_index -1 when there is none).
+struct MaskSummary {
+  int64_t ones;
+  int64_t bad_index;
+  int32_t bad_value;
+};
+
+// The mask's summary, computed on the device (block sums of the ones, an atomicMin of each bad
+// value's packed (position, value)) and read back with one 16-byte copy. Unlike the launchers it
+// waits: for the work queued on `stream` before it, and for the copy. rows < 2^31.
+MaskSummary masked_scatter_check_mask(const int32_t* mask, int64_t rows, cudaStream_t stream);
 
 // Device scratch of both launchers, in bytes: the 0 / 1 flags, their exclusive prefix sum (each
 // row's source index) and CUB's scan storage.
