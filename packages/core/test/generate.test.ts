@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { expectClose, Fixture, fixturePath } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generate, noGrad, Qwen2VLForConditionalGeneration, Tensor, tidy } from '../src/index.js';
+import { completionSeed } from '../src/model/sampling.js';
 
 const model = Qwen2VLForConditionalGeneration.fromPretrained(
   dirname(fixturePath('qwen2vl-tiny/model.safetensors')),
@@ -166,5 +167,63 @@ describe('generation with a KV cache', () => {
       }),
     );
     for (const id of sampled.completionIds) expect([508, 509]).not.toContain(id);
+  });
+
+  it('sampling with top-k = 1 picks the greedy ids (the sampler on the step logits)', () => {
+    const f = new Fixture('qwen2vl-tiny/case-generate-batch.safetensors');
+    const out = tidy(() =>
+      generate(model, promptOf(f), {
+        doSample: true,
+        topK: 1,
+        temperature: 0.7,
+        maxNewTokens: f.scalar('max_new_tokens'),
+        stopTokenIds: [UNUSED_ID],
+        stopWhenAllDone: false,
+        seed: 5,
+      }),
+    );
+    expect(Array.from(out.completionIds)).toEqual(Array.from(f.i32('generated_ids')));
+  });
+
+  it("a row's sampled completion depends on its prompt and seed only, not on the batch", () => {
+    // The single-image prompt twice, with per-row seeds, against each row generated alone.
+    const f = new Fixture('qwen2vl-tiny/case-generate.safetensors');
+    const one = promptOf(f);
+    const pixels = f.f32('pixel_values');
+    const [patches, dim] = f.shape('pixel_values');
+    const twice = (a: Int32Array) => Int32Array.from([...a, ...a]);
+    const two = {
+      batch: 2,
+      seqLen: one.seqLen,
+      inputIds: twice(one.inputIds),
+      attentionMask: twice(one.attentionMask),
+      pixelValues: Tensor.from(Float32Array.from([...pixels, ...pixels]), [2 * patches, dim]),
+      imageGridThw: twice(one.imageGridThw),
+    };
+    const seeds = [completionSeed(9, 4, 0, 0), completionSeed(9, 4, 0, 1)];
+    const config = {
+      doSample: true,
+      temperature: 1.5,
+      topP: 0.95,
+      maxNewTokens: 12,
+      stopTokenIds: [UNUSED_ID],
+    };
+    const both = tidy(() => generate(model, two, { ...config, seeds }));
+    const n = both.length;
+    for (const row of [0, 1]) {
+      const alone = tidy(() => generate(model, promptOf(f), { ...config, seeds: [seeds[row]] }));
+      expect(alone.length).toBe(n);
+      expect(Array.from(alone.completionIds), `row ${row}`).toEqual(
+        Array.from(both.completionIds.subarray(row * n, (row + 1) * n)),
+      );
+    }
+    // Different seeds give different completions (temperature 1.5 over 512 ids).
+    expect(Array.from(both.completionIds.subarray(0, n))).not.toEqual(
+      Array.from(both.completionIds.subarray(n)),
+    );
+    expect(() => generate(model, two, { ...config, seeds: [1] })).toThrow(
+      /generate: seeds has 1 values for 2 rows/,
+    );
+    expect(() => generate(model, two, { ...config, seed: -1 })).toThrow(/generate: seed must be an integer/);
   });
 });
