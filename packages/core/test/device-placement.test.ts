@@ -208,21 +208,6 @@ function sourceFiles(dir: string): string[] {
  */
 const PENDING: { file: string; text: string; why: string }[] = [
   {
-    file: 'model/generate.ts',
-    text: "Tensor.from(mask, [b, s], { dtype: 'int32' })",
-    why: 'the prefill key mask (decode() now takes host masks)',
-  },
-  {
-    file: 'model/generate.ts',
-    text: "Tensor.from(next, [b, 1], { dtype: 'int32' })",
-    why: 'fed-back ids (model.embedTokens uploads host ids)',
-  },
-  {
-    file: 'model/generate.ts',
-    text: "Tensor.from(keyMask, [b, capacity], { dtype: 'int32' })",
-    why: 'the decoding key mask (decode() now takes host masks)',
-  },
-  {
     file: 'train/grpo-trainer.ts',
     text: 'Tensor.from(grad, lp.shape)',
     why: 'the GRPO loss gradient, replaced by the on-device loss',
