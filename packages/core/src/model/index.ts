@@ -22,6 +22,14 @@ export {
   ropeInvFreq,
   visionRotaryCosSin,
 } from './rope-tables.js';
-export { Random, type SamplingConfig, sampleToken } from './sampling.js';
+export {
+  completionSeed,
+  Random,
+  type SampleTokensOptions,
+  type SamplingConfig,
+  sampleToken,
+  sampleTokens,
+  seedWords,
+} from './sampling.js';
 export type { LayerCache } from './text.js';
 export { visionCuSeqlens, visionRotaryPositions } from './vision.js';
