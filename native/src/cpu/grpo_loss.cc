@@ -70,9 +70,13 @@ GrpoLossStats grpo_loss_impl(const float* logp, const float* old_logp, const flo
     n_high += simd::reduce_add(acc_high);
     ratio_sum += simd::reduce_add(acc_ratio);
   }
+  if (grad_logp && c.scale != 1.0) {
+#pragma omp parallel for if (S * T > 65536)
+    for (int64_t i = 0; i < S * T; ++i) grad_logp[i] = static_cast<float>(static_cast<double>(grad_logp[i]) * c.scale);
+  }
   GrpoLossStats st;
   const double tokens = std::max(mask_sum, 1.0);
-  st.loss = loss;
+  st.loss = loss * c.scale;
   st.mean_kl = S > 0 ? kl_seq_mean_sum / S : 0.0;
   st.clip_low = n_low / tokens;
   st.clip_high = n_high / tokens;
