@@ -111,13 +111,15 @@ export interface FusedLinearBackwardOptions extends FusedLinearOptions {
   gradHidden?: F32Input;
   /** Set false to skip dHidden (e.g. a frozen trunk). Default true. */
   needGradHidden?: boolean;
+  /** Set false to skip dWeight and its `[V, H]` buffer (a frozen LM head). Default true. */
+  needGradWeight?: boolean;
 }
 
 export interface FusedLinearGrads {
-  /** The `gradHidden` passed in, or a new Float32Array. */
+  /** The `gradHidden` passed in, or a new Float32Array (absent with `needGradHidden: false`). */
   gradHidden?: F32Input;
-  /** The `gradWeight` passed in, or a new Float32Array. */
-  gradWeight: F32Input;
+  /** The `gradWeight` passed in, or a new Float32Array (absent with `needGradWeight: false`). */
+  gradWeight?: F32Input;
 }
 
 export type AdvantageScale = 'group' | 'batch' | 'none';

@@ -354,9 +354,11 @@ Napi::Value FusedLinearLogprobs(const Napi::CallbackInfo& info) {
 }
 
 // fusedLinearLogprobsBackward({ ...forward args, lse, gradLogprobs?, entropy?, gradEntropy?,
-//                               gradWeight? (accumulated into), gradHidden? (written), needGradHidden? })
-//   -> { gradHidden?, gradWeight }. On cuda both outputs (float32) are required; on the CPU a missing
-// gradWeight is a new zero-filled one, a missing gradHidden a new one.
+//                               gradWeight? (accumulated into), gradHidden? (written), needGradHidden?,
+//                               needGradWeight? }) -> { gradHidden?, gradWeight? }
+// On cuda the wanted outputs (float32) are required; on the CPU a missing gradWeight is a new
+// zero-filled one, a missing gradHidden a new one. A frozen LM head (needGradWeight: false) skips
+// dW and its [V, H] buffer.
 Napi::Value FusedLinearLogprobsBackward(const Napi::CallbackInfo& info) {
   Args a(info, "fusedLinearLogprobsBackward", Args::Devices::AnyDevice);
   const FusedLinearArgs f = read_fused_linear(a);
@@ -364,15 +366,16 @@ Napi::Value FusedLinearLogprobsBackward(const Napi::CallbackInfo& info) {
   const float* lse = a.f32_buffer("lse", n, "one per token, from fusedLinearLogprobs");
   const RowGrads g = read_row_grads(a, n, "fusedLinearLogprobs");
   // A new gradWeight is zero-filled by V8; one passed in is accumulated into.
-  const Output grad_weight = output_f32(a, "gradWeight", f.weight.buf.length,
-                                       "the shape of weight; accumulated into, so zero it for a fresh gradient");
+  const bool need_grad_weight = a.flag("needGradWeight", true);
+  const Output grad_weight = optional_output_f32(a, need_grad_weight, "gradWeight", f.weight.buf.length,
+                                                "the shape of weight; accumulated into, so zero it for a fresh gradient");
   const bool need_grad_hidden = a.flag("needGradHidden", true);
   const Output grad_hidden =
       optional_output_f32(a, need_grad_hidden, "gradHidden", f.hidden.buf.length, "the shape of hidden");
   check_targets(a, f.targets, f.vocab, f.ignore);
   Napi::Object out = Napi::Object::New(a.env());
   if (need_grad_hidden) out.Set("gradHidden", grad_hidden.value);
-  out.Set("gradWeight", grad_weight.value);
+  if (need_grad_weight) out.Set("gradWeight", grad_weight.value);
 #ifdef OTHINK_WITH_CUDA
   if (on_cuda(a)) {
     require_cublas(a);
