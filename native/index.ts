@@ -1,22 +1,32 @@
 /**
  * @othink/native: typed entry points of the C++/CUDA addon.
  *
- * Every function takes one options object of typed arrays and numbers, checks it (lengths, dtypes,
- * ids within the vocabulary, group size dividing the batch) and throws a `TypeError` /
- * `RangeError` that names the argument before any kernel runs.
+ * Every function takes one options object of typed arrays, tensors and numbers, checks it (lengths,
+ * dtypes, devices, ids within the vocabulary, group size dividing the batch) and throws a
+ * `TypeError` / `RangeError` that names the argument before any kernel runs.
+ *
+ * The RL kernels run where their memory is: typed arrays and CPU tensors on the CPU, CUDA tensors
+ * (CUDA builds) on the GPU, with the same checks. On the CPU a result the caller did not pass in is
+ * a new Float32Array; on CUDA results stay on the device, so every output (`out*`, `gradWeight`,
+ * ...) must be a caller-owned CUDA tensor, and only verdicts and statistics come back to the host
+ * (a bad target's index, the count of targets, the GRPO loss's numbers).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** A float32 input: a typed array, or a tensor (see `TensorLike`) whose memory the kernel reads in place. */
+/**
+ * A float32 input: a typed array, or a tensor (see `TensorLike`) whose memory the kernel reads in
+ * place. Where stated (logits, hidden, weight, out of the log-prob backward), a CUDA tensor may also
+ * be bfloat16: the CUDA kernels widen it exactly to float32.
+ */
 export type F32Input = Float32Array | TensorLike;
 /** An int32 input: a typed array or an int32 tensor. */
 export type I32Input = Int32Array | TensorLike;
 
 export interface LogprobsOptions {
-  /** Row-major `[N, V]` logits. */
+  /** Row-major `[N, V]` logits (float32; bfloat16 as a CUDA tensor). */
   logits: F32Input;
   /** `[N]` token ids in `[0, V)` (or `ignoreIndex`). */
   targets: I32Input;
@@ -29,14 +39,29 @@ export interface LogprobsOptions {
   ignoreIndex?: number;
 }
 
-export interface LogprobsResult {
-  /** `[N]` log p(target). */
-  logprobs: Float32Array;
-  /** `[N]` log-sum-exp of `logits / temperature`, needed by the backward. */
-  lse: Float32Array;
-  /** `[N]` entropy, when `withEntropy`. */
-  entropy?: Float32Array;
+/** Caller-owned `[N]` float32 outputs of the log-prob forwards (required on CUDA). */
+export interface LogprobsOutputs {
+  outLogprobs?: F32Input;
+  outLse?: F32Input;
+  /** With `withEntropy`. */
+  outEntropy?: F32Input;
 }
+
+/** The forward results: the `out*` given, or (CPU only) new Float32Arrays. */
+export interface LogprobsResult<A extends F32Input = Float32Array> {
+  /** `[N]` log p(target). */
+  logprobs: A;
+  /** `[N]` log-sum-exp of `logits / temperature`, needed by the backward. */
+  lse: A;
+  /** `[N]` entropy, when `withEntropy`. */
+  entropy?: A;
+  /** Targets that are not `ignoreIndex` (counted where the targets are, while checking them). */
+  count: number;
+}
+
+/** Options with at least one caller-owned output: the results are those buffers. */
+type WithOutputs = LogprobsOutputs &
+  ({ outLogprobs: F32Input } | { outLse: F32Input } | { outEntropy: F32Input });
 
 export interface LogprobsBackwardOptions extends LogprobsOptions {
   lse: F32Input;
@@ -46,20 +71,26 @@ export interface LogprobsBackwardOptions extends LogprobsOptions {
   entropy?: F32Input;
   /** `[N]` d loss / d entropy. */
   gradEntropy?: F32Input;
-  /** Write dlogits over `logits` instead of allocating `[N, V]` more. */
+  /** Write dlogits over `logits` (in its dtype) instead of allocating `[N, V]` more. */
   inPlace?: boolean;
-  /** Write dlogits into this `[N, V]` buffer (reused across steps: no page faults on fresh memory). */
+  /**
+   * Write dlogits into this `[N, V]` buffer (reused across steps: no page faults on fresh memory);
+   * float32, or bfloat16 on CUDA. On CUDA either `out` or `inPlace` is required.
+   */
   out?: F32Input;
 }
 
 export interface FusedLinearOptions {
-  /** Row-major `[N, H]` hidden states. */
+  /** Row-major `[N, H]` hidden states (float32; bfloat16 as a CUDA tensor, with `weight` bfloat16 too). */
   hidden: F32Input;
-  /** Row-major `[V, H]` LM-head weight (logits = hidden @ weight^T). */
+  /** Row-major `[V, H]` LM-head weight (logits = hidden @ weight^T), in `hidden`'s dtype. */
   weight: F32Input;
   targets: I32Input;
   hiddenSize: number;
-  /** Tokens per chunk; extra memory is `chunkSize * V` floats. Default: about 64 MB of logits. */
+  /**
+   * Tokens per chunk; extra memory is `chunkSize * V` floats. Default: about 64 MB of logits on the
+   * CPU, 256 MB on CUDA.
+   */
   chunkSize?: number;
   temperature?: number;
   withEntropy?: boolean;
@@ -71,37 +102,46 @@ export interface FusedLinearBackwardOptions extends FusedLinearOptions {
   gradLogprobs?: F32Input;
   entropy?: F32Input;
   gradEntropy?: F32Input;
-  /** `[V, H]` buffer the weight gradient is added to (gradient accumulation). Default: a new zero one. */
+  /**
+   * `[V, H]` float32 buffer the weight gradient is added to (gradient accumulation). Default (CPU
+   * only): a new zero one.
+   */
   gradWeight?: F32Input;
-  /** `[N, H]` buffer dHidden is written to. Default: a new one. */
+  /** `[N, H]` float32 buffer dHidden is written to. Default (CPU only): a new one. */
   gradHidden?: F32Input;
   /** Set false to skip dHidden (e.g. a frozen trunk). Default true. */
   needGradHidden?: boolean;
+  /** Set false to skip dWeight and its `[V, H]` buffer (a frozen LM head). Default true. */
+  needGradWeight?: boolean;
 }
 
 export interface FusedLinearGrads {
-  /** The `gradHidden` passed in, or a new Float32Array. */
+  /** The `gradHidden` passed in, or a new Float32Array (absent with `needGradHidden: false`). */
   gradHidden?: F32Input;
-  /** The `gradWeight` passed in, or a new Float32Array. */
-  gradWeight: F32Input;
+  /** The `gradWeight` passed in, or a new Float32Array (absent with `needGradWeight: false`). */
+  gradWeight?: F32Input;
 }
 
 export type AdvantageScale = 'group' | 'batch' | 'none';
 
 export interface GroupAdvantagesOptions {
   /** `[B * G]` rewards; the G completions of one prompt are contiguous. */
-  rewards: Float32Array;
+  rewards: F32Input;
   /** G, completions per prompt. Must divide `rewards.length`. */
   groupSize: number;
   /** Divide by the group's std (default, the paper's Eq. 2), the batch's std, or not at all. */
   scale?: AdvantageScale;
-  /** A NaN or infinite reward throws (default) or is left out with advantage 0 (`'ignore'`). */
+  /**
+   * A NaN or infinite reward throws (default) or is left out with advantage 0 (`'ignore'`). On CUDA
+   * the check runs on the device before the kernel (one small copy back).
+   */
   nonFinite?: 'error' | 'ignore';
   /** Added to the std (R1-V / TRL: 1e-4). */
   eps?: number;
   /**
    * `[B * G]` buffer the advantages are written to (reused across steps: no fresh-memory page
-   * faults). When the call throws for a non-finite reward its contents are unspecified.
+   * faults; required on CUDA, like the two below). When the call throws for a non-finite reward
+   * its contents are unspecified.
    */
   out?: F32Input;
   /** `[B]` buffer for the group means (like `out`). */
@@ -122,15 +162,18 @@ export interface GroupAdvantagesResult {
 export type KlEstimator = 'k1' | 'k2' | 'k3' | 'abs';
 
 export interface KlPenaltyOptions {
-  logprobs: Float32Array;
-  refLogprobs: Float32Array;
+  logprobs: F32Input;
+  refLogprobs: F32Input;
   /** Default `'k3'`: exp(ref - logp) - (ref - logp) - 1, the paper's Eq. 5. */
   estimator?: KlEstimator;
   /** Clamp the value to [-clamp, clamp]; the gradient is 0 where clamped. */
   clamp?: number;
   /** Also return d value / d logprobs. Default true. */
   withGrad?: boolean;
-  /** Buffers (length of logprobs) the values / gradients are written to, reused across calls. */
+  /**
+   * Buffers (length of logprobs) the values / gradients are written to, reused across calls
+   * (required on CUDA).
+   */
   outValues?: F32Input;
   outGrads?: F32Input;
 }
@@ -145,15 +188,15 @@ export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
 
 export interface GrpoLossOptions {
   /** `[S, T]` policy log-probs of the completion tokens. */
-  logprobs: Float32Array;
+  logprobs: F32Input;
   /** `[S, T]` log-probs at sampling time; default: `logprobs` (ratio 1, one update per batch). */
-  oldLogprobs?: Float32Array;
+  oldLogprobs?: F32Input;
   /** `[S, T]` reference-model log-probs; required when `beta != 0`. */
-  refLogprobs?: Float32Array;
+  refLogprobs?: F32Input;
   /** `[S]` one advantage per sequence. */
-  advantages: Float32Array;
+  advantages: F32Input;
   /** `[S, T]` 1 up to and including the first EOS, else 0. */
-  completionMask: Float32Array;
+  completionMask: F32Input;
   /** KL weight (GRPO-D: the schedule's value at this step). */
   beta: number;
   /** Default 0.2. */
@@ -168,11 +211,23 @@ export interface GrpoLossOptions {
   maxCompletionLength?: number;
   /** dapo divides by the tokens of the whole generation batch (default: this mask's sum). */
   numItemsInBatch?: number;
+  /**
+   * Multiplies the loss and its gradient (not the per-token loss), e.g. a micro-batch's weight in
+   * the step. The gradient is scaled in float64 and rounded once to float32. Default 1.
+   */
+  lossScale?: number;
   /** Return d loss / d logprobs. Default true. */
   withGrad?: boolean;
-  /** `[S, T]` buffer d loss / d logprobs is written to (reused across steps). */
+  /** `[S, T]` buffer d loss / d logprobs is written to (reused across steps; required on CUDA). */
   outGrad?: F32Input;
   withPerTokenLoss?: boolean;
+  /** `[S, T]` buffer for the per-token loss (required on CUDA with `withPerTokenLoss`). */
+  outPerTokenLoss?: F32Input;
+  /**
+   * A one-element float32 buffer the loss is also written to, where it lives (on CUDA by the last
+   * kernel): a loss tensor that stays on the device.
+   */
+  outLoss?: F32Input;
 }
 
 export interface GrpoLossStats {
@@ -190,10 +245,12 @@ export interface GrpoLossStats {
 }
 
 export interface GrpoLossResult {
+  /** The loss (times `lossScale`), reduced in float64; on CUDA copied back with the statistics. */
   loss: number;
   /** `outGrad` when given, else a new Float32Array. */
   gradLogprobs?: F32Input;
-  perTokenLoss?: Float32Array;
+  /** `outPerTokenLoss` when given, else a new Float32Array. */
+  perTokenLoss?: F32Input;
   stats: GrpoLossStats;
 }
 
@@ -258,12 +315,6 @@ export interface TensorLike {
   dtype: 'float32' | 'int32' | 'bfloat16';
 }
 
-/** Raw bfloat16 bits travel as Uint16Array, with `dtype: 'bfloat16'`. */
-export type CudaInput = Float32Array | Uint16Array;
-type WithCudaInputs<T, K extends keyof T> = Omit<T, K> & { [P in K]: CudaInput } & {
-  dtype?: 'float32' | 'bfloat16';
-};
-
 export interface CudaDeviceInfo {
   available: boolean;
   deviceCount: number;
@@ -279,32 +330,25 @@ export interface CudaDeviceInfo {
 }
 
 /**
- * The CUDA twins of the RL kernels (CUDA builds only): same options and errors as the CPU ones;
- * inputs are copied to the GPU and results back (the tensor engine calls the kernels on device memory).
+ * What CUDA builds add (`cuda`): the GPU's description. The kernels themselves are the functions
+ * above, given CUDA tensors.
  */
-export interface CudaKernels {
-  tokenLogprobs(o: WithCudaInputs<LogprobsOptions, 'logits'>): LogprobsResult;
-  /** Float32Array, or `logits` itself when inPlace. */
-  tokenLogprobsBackward(o: WithCudaInputs<LogprobsBackwardOptions, 'logits'>): CudaInput;
-  fusedLinearLogprobs(o: WithCudaInputs<FusedLinearOptions, 'hidden' | 'weight'>): LogprobsResult;
-  fusedLinearLogprobsBackward(
-    o: WithCudaInputs<FusedLinearBackwardOptions, 'hidden' | 'weight'>,
-  ): FusedLinearGrads;
-  groupAdvantages(o: GroupAdvantagesOptions): GroupAdvantagesResult;
-  klPenalty(o: KlPenaltyOptions): KlPenaltyResult;
-  grpoLoss(o: GrpoLossOptions): GrpoLossResult;
+export interface CudaExports {
+  /** Never throws: `available` says whether kernels can run here, `error` why not. */
   deviceInfo(): CudaDeviceInfo;
 }
 
 interface Addon {
-  cuda?: CudaKernels;
+  cuda?: CudaExports;
   Storage: new (byteLength: number, device?: 'cpu' | 'cuda', zero?: boolean) => NativeStorage;
   memoryStats(device?: 'cpu' | 'cuda'): MemoryStats;
   resetPeakMemory(device?: 'cpu' | 'cuda'): void;
   emptyCache(device?: 'cpu' | 'cuda'): void;
   ops: Record<string, (options: object) => unknown>;
+  tokenLogprobs(o: LogprobsOptions & WithOutputs): LogprobsResult<F32Input>;
   tokenLogprobs(o: LogprobsOptions): LogprobsResult;
   tokenLogprobsBackward(o: LogprobsBackwardOptions): F32Input;
+  fusedLinearLogprobs(o: FusedLinearOptions & WithOutputs): LogprobsResult<F32Input>;
   fusedLinearLogprobs(o: FusedLinearOptions): LogprobsResult;
   fusedLinearLogprobsBackward(o: FusedLinearBackwardOptions): FusedLinearGrads;
   groupAdvantages(o: GroupAdvantagesOptions): GroupAdvantagesResult;
@@ -344,9 +388,12 @@ function load(): Addon {
 
 const addon = load();
 
-/** log_softmax(logits / T)[target] in one read of the logits, with log-sum-exp and optional entropy. */
+/**
+ * log_softmax(logits / T)[target] in one read of the logits, with log-sum-exp, optional entropy and
+ * the count of targets that are not ignored. CPU or CUDA memory (CUDA: pass the `out*` tensors).
+ */
 export const tokenLogprobs = addon.tokenLogprobs;
-/** d/dlogits of the token log-probs (and entropy), optionally written over the logits. */
+/** d/dlogits of the token log-probs (and entropy), optionally written over the logits (CUDA: `out` or `inPlace`). */
 export const tokenLogprobsBackward = addon.tokenLogprobsBackward;
 /** Token log-probs from hidden states and the LM head in chunks: `[N, V]` logits never exist. */
 export const fusedLinearLogprobs = addon.fusedLinearLogprobs;
@@ -366,8 +413,8 @@ export const parallelCopy = addon.parallelCopy;
 export const setNumThreads = addon.setNumThreads;
 /** What the binary was built with. */
 export const buildInfo = addon.buildInfo;
-/** The CUDA kernels, present in CUDA builds (`OTHINK_CUDA=1 pnpm build`). */
-export const cuda: CudaKernels | undefined = addon.cuda;
+/** CUDA builds (`OTHINK_CUDA=1 pnpm build`): `cuda.deviceInfo()`. */
+export const cuda: CudaExports | undefined = addon.cuda;
 /** Native memory blocks: `new Storage(byteLength, device, zero)`. */
 export const Storage = addon.Storage;
 /** Live and peak bytes of native tensor memory on a device. */

@@ -1,6 +1,6 @@
-// The CUDA half of the Node-API surface: `require(addon).cuda` (addon.cc sets it when built with
-// OTHINK_WITH_CUDA). Same function names, options and checks as the CPU exports; arrays are host
-// typed arrays copied to the device and back, so tests can compare each kernel with its CPU twin.
+// The CUDA-only part of the Node-API surface: `require(addon).cuda` (addon.cc sets it when built
+// with OTHINK_WITH_CUDA), holding deviceInfo(). The kernels themselves take CUDA tensors through
+// the same bindings as CPU memory.
 #pragma once
 #include <napi.h>
 

@@ -24,6 +24,10 @@ struct GrpoLossConfig {
   KlEstimator kl = KlEstimator::K3;
   float kl_clamp = 0.f;     // <= 0: no clamp
   double normalizer = 0.0;  // dr_grpo: S * max length (0 -> S * T); dapo: global tokens (0 -> sum mask)
+  // Multiplies the loss and its gradient (a micro-batch's weight in the step), not per_token_loss.
+  // The gradient is scaled in float64 and rounded once to float32: the same bits as scaling the
+  // unscaled gradient in JS (float32 * number, stored in a Float32Array).
+  double scale = 1.0;
 };
 
 struct GrpoLossStats {

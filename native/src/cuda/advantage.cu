@@ -2,9 +2,11 @@
 // mean and unbiased std over the finite rewards by block reductions; for the batch scale, one
 // block first computes the batch std the same way.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "cuda/advantage.cuh"
+#include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device_utils.cuh"
 
@@ -65,7 +67,43 @@ __global__ void group_kernel(const float* __restrict__ rewards, int64_t groups, 
   }
 }
 
+// *first = the smallest index of a non-finite value (left at ULLONG_MAX when none): one atomic per warp.
+__global__ void __launch_bounds__(256)
+    first_non_finite_kernel(const float* __restrict__ x, int64_t n, unsigned long long* __restrict__ first) {
+  unsigned long long mine = ULLONG_MAX;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n && mine == ULLONG_MAX;
+       i += stride)
+    if (!isfinite(x[i])) mine = static_cast<unsigned long long>(i);  // i grows: the thread's smallest
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const unsigned long long other = __shfl_xor_sync(dev::kFullMask, mine, offset);
+    mine = other < mine ? other : mine;
+  }
+  if ((threadIdx.x & 31) == 0 && mine != ULLONG_MAX) atomicMin(first, mine);
+}
+
 }  // namespace
+
+int64_t first_non_finite(const float* x, int64_t n, float* value, cudaStream_t stream) {
+  if (n <= 0) return -1;
+  if (!x || !value) throw_bad_argument("first_non_finite", "x must be a device pointer and value a host one");
+  DeviceScratch scratch(sizeof(unsigned long long));
+  unsigned long long* first = scratch.as<unsigned long long>();
+  OTHINK_CUDA_CHECK(cudaMemsetAsync(first, 0xff, sizeof(unsigned long long), stream));  // ULLONG_MAX
+  constexpr int kThreads = 256;
+  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 1024);
+  first_non_finite_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, n, first);
+  OTHINK_CUDA_CHECK_LAUNCH();
+  unsigned long long host = 0;
+  OTHINK_CUDA_CHECK(cudaMemcpyAsync(&host, first, sizeof(host), cudaMemcpyDeviceToHost, stream));
+  OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (host == ULLONG_MAX) return -1;
+  const int64_t i = static_cast<int64_t>(host);
+  OTHINK_CUDA_CHECK(cudaMemcpyAsync(value, x + i, sizeof(float), cudaMemcpyDeviceToHost, stream));
+  OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return i;
+}
 
 size_t group_advantages_workspace_bytes() { return align256(sizeof(double)); }
 

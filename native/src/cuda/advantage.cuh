@@ -25,4 +25,9 @@ void group_advantages(const float* rewards, int64_t n, int64_t group_size, Advan
                       bool skip_non_finite, float eps, float* advantages, float* group_means,
                       float* group_stds, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
+// The bindings' check of rewards on the device (nonFinite: 'error'): index of the first NaN or
+// infinite x[i] (its value in *value), or -1. Waits for the stream and copies 8 bytes back (4 more
+// when there is such a value).
+int64_t first_non_finite(const float* x, int64_t n, float* value, cudaStream_t stream);
+
 }  // namespace othink::cuda

@@ -6,6 +6,7 @@
 // Per-token math is float32 in the CPU twin's order; sums are float64 block reductions.
 #include <algorithm>
 
+#include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device_utils.cuh"
 #include "cuda/grpo_loss.cuh"
@@ -58,6 +59,7 @@ struct TokenArgs {
   float *grad_logp, *per_token_loss;
   int64_t S, T;
   float beta, lo, hi, kl_clamp;
+  double scale;
   GrpoLossType type;
 };
 
@@ -88,7 +90,10 @@ __global__ void __launch_bounds__(kThreads) token_kernel(TokenArgs p, const doub
       const float w = w_seq * m;
       const float g_surr = (clip_low || clip_high) ? 0.f : -a * ratio;
       if (p.per_token_loss) p.per_token_loss[i] = ptl;
-      if (p.grad_logp) p.grad_logp[i] = p.beta != 0.f ? w * (g_surr + p.beta * kv.grad) : w * g_surr;
+      if (p.grad_logp) {
+        const float g = p.beta != 0.f ? w * (g_surr + p.beta * kv.grad) : w * g_surr;
+        p.grad_logp[i] = p.scale == 1.0 ? g : static_cast<float>(static_cast<double>(g) * p.scale);
+      }
       acc[0] += w * ptl;
       acc[1] += m * kv.value;
       acc[2] += clip_low ? m : 0.f;
@@ -106,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) token_kernel(TokenArgs p, const doub
 }
 
 __global__ void stats_kernel(const double* __restrict__ seq_stats, int64_t S, const double* __restrict__ scalars,
-                             GrpoLossStats* __restrict__ stats) {
+                             double scale, GrpoLossStats* __restrict__ stats, float* __restrict__ loss_out) {
   double acc[kStats] = {0.0, 0.0, 0.0, 0.0, 0.0};
   for (int64_t s = threadIdx.x; s < S; s += blockDim.x)
 #pragma unroll
@@ -115,7 +120,8 @@ __global__ void stats_kernel(const double* __restrict__ seq_stats, int64_t S, co
   for (int k = 0; k < kStats; ++k) acc[k] = dev::block_sum(acc[k]);
   if (threadIdx.x != 0) return;
   const double mask_sum = scalars[0], tokens = fmax(mask_sum, 1.0);
-  stats->loss = acc[0];
+  stats->loss = acc[0] * scale;
+  if (loss_out) *loss_out = static_cast<float>(acc[0] * scale);
   stats->mean_kl = S > 0 ? acc[1] / static_cast<double>(S) : 0.0;
   stats->clip_low = acc[2] / tokens;
   stats->clip_high = acc[3] / tokens;
@@ -139,7 +145,8 @@ size_t grpo_loss_workspace_bytes(int64_t seqs) {
 
 void grpo_loss(const float* logp, const float* old_logp, const float* ref_logp, const float* advantages,
                const float* mask, const GrpoLossConfig& cfg, float* grad_logp, float* per_token_loss,
-               GrpoLossStats* stats, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+               GrpoLossStats* stats, float* loss_out, void* workspace, size_t workspace_bytes,
+               cudaStream_t stream) {
   const int64_t S = cfg.seqs, T = cfg.tokens;
   if (S < 0 || T < 0) throw_bad_argument("grpo_loss", "seqs and tokens must be >= 0");
   if (cfg.beta != 0.f && !ref_logp) throw_bad_argument("grpo_loss", "ref_logp is required when beta != 0");
@@ -157,7 +164,7 @@ void grpo_loss(const float* logp, const float* old_logp, const float* ref_logp, 
   OTHINK_CUDA_CHECK_LAUNCH();
   if (S > 0) {
     const TokenArgs p{logp, old_logp, ref_logp, advantages, mask, grad_logp, per_token_loss, S, T, cfg.beta,
-                      1.f - cfg.eps_low, 1.f + cfg.eps_high, cfg.kl_clamp, cfg.type};
+                      1.f - cfg.eps_low, 1.f + cfg.eps_high, cfg.kl_clamp, cfg.scale, cfg.type};
     switch (cfg.kl) {
       case KlEstimator::K1: launch_tokens<KlEstimator::K1>(p, ws, grid, stream); break;
       case KlEstimator::K2: launch_tokens<KlEstimator::K2>(p, ws, grid, stream); break;
@@ -166,8 +173,24 @@ void grpo_loss(const float* logp, const float* old_logp, const float* ref_logp, 
       default: launch_tokens<KlEstimator::K3>(p, ws, grid, stream); break;
     }
   }
-  stats_kernel<<<1, 1024, 0, stream>>>(ws.seq_stats, S, ws.scalars, stats);
+  stats_kernel<<<1, 1024, 0, stream>>>(ws.seq_stats, S, ws.scalars, cfg.scale, stats, loss_out);
   OTHINK_CUDA_CHECK_LAUNCH();
+}
+
+GrpoLossStats grpo_loss_stats(const float* logp, const float* old_logp, const float* ref_logp,
+                              const float* advantages, const float* mask, const GrpoLossConfig& cfg,
+                              float* grad_logp, float* per_token_loss, float* loss_out, cudaStream_t stream) {
+  const size_t ws_bytes = grpo_loss_workspace_bytes(cfg.seqs);
+  // One block: the statistics first (256-byte aligned), then the workspace.
+  DeviceScratch scratch(align256(sizeof(GrpoLossStats)) + ws_bytes);
+  char* base = scratch.as<char>();
+  GrpoLossStats* stats = reinterpret_cast<GrpoLossStats*>(base);
+  grpo_loss(logp, old_logp, ref_logp, advantages, mask, cfg, grad_logp, per_token_loss, stats, loss_out,
+            base + align256(sizeof(GrpoLossStats)), ws_bytes, stream);
+  GrpoLossStats host{};
+  OTHINK_CUDA_CHECK(cudaMemcpyAsync(&host, stats, sizeof(host), cudaMemcpyDeviceToHost, stream));
+  OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return host;
 }
 
 }  // namespace othink::cuda

@@ -28,6 +28,9 @@ struct GrpoLossConfig {
   KlEstimator kl = KlEstimator::K3;
   float kl_clamp = 0.f;     // <= 0: no clamp
   double normalizer = 0.0;  // dr_grpo: S * max length (0 -> S * T); dapo: global tokens (0 -> sum mask)
+  // Multiplies the loss and its gradient (a micro-batch's weight in the step), not per_token_loss.
+  // The gradient is scaled in float64 and rounded once, as the CPU twin does.
+  double scale = 1.0;
 };
 
 // Plain doubles (no initialisers): the last kernel writes them in device memory.
@@ -39,10 +42,18 @@ struct GrpoLossStats {
 size_t grpo_loss_workspace_bytes(int64_t seqs);
 
 // logp, old_logp, ref_logp, mask, grad_logp, per_token_loss: [S, T]; advantages: [S]; stats: one
-// GrpoLossStats; all device pointers. old_logp null: ratio 1. ref_logp may be null only when
-// beta == 0 (then the KL statistics are 0). grad_logp and per_token_loss may be null.
+// GrpoLossStats; loss_out: one float (the loss, for a tensor that stays on the device); all device
+// pointers. old_logp null: ratio 1. ref_logp may be null only when beta == 0 (then the KL
+// statistics are 0). grad_logp, per_token_loss and loss_out may be null.
 void grpo_loss(const float* logp, const float* old_logp, const float* ref_logp, const float* advantages,
                const float* mask, const GrpoLossConfig& cfg, float* grad_logp, float* per_token_loss,
-               GrpoLossStats* stats, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+               GrpoLossStats* stats, float* loss_out, void* workspace, size_t workspace_bytes,
+               cudaStream_t stream);
+
+// grpo_loss with its workspace and statistics in scratch from the caching allocator; waits for the
+// stream and returns the statistics (the only copy back: sizeof(GrpoLossStats) bytes).
+GrpoLossStats grpo_loss_stats(const float* logp, const float* old_logp, const float* ref_logp,
+                              const float* advantages, const float* mask, const GrpoLossConfig& cfg,
+                              float* grad_logp, float* per_token_loss, float* loss_out, cudaStream_t stream);
 
 }  // namespace othink::cuda

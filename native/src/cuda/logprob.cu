@@ -6,7 +6,9 @@
 #include <math_constants.h>
 
 #include <algorithm>
+#include <climits>
 
+#include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device_utils.cuh"
 #include "cuda/logprob.cuh"
@@ -141,6 +143,32 @@ int forward_threads(int64_t vocab) {
 
 constexpr int kBackwardThreads = 256;
 
+// result[0]: the smallest index of a bad target (ULLONG_MAX: none), result[1]: targets counted.
+// 64-bit counters: any n works. One atomic per warp, not per element.
+__global__ void __launch_bounds__(256)
+    check_targets_kernel(const int32_t* __restrict__ targets, int64_t n, int64_t vocab, int32_t ignore_index,
+                         unsigned long long* __restrict__ result) {
+  unsigned long long first = ULLONG_MAX, counted = 0;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int32_t t = targets[i];
+    if (t == ignore_index) continue;
+    ++counted;
+    // i only grows in this loop: a thread's first bad index is its smallest.
+    if ((t < 0 || t >= vocab) && first == ULLONG_MAX) first = static_cast<unsigned long long>(i);
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const unsigned long long other = __shfl_xor_sync(dev::kFullMask, first, offset);
+    first = other < first ? other : first;
+    counted += __shfl_xor_sync(dev::kFullMask, counted, offset);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    if (first != ULLONG_MAX) atomicMin(&result[0], first);
+    if (counted != 0) atomicAdd(&result[1], counted);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -185,6 +213,35 @@ void token_logprobs_backward(const T* logits, const int32_t* targets, const floa
     backward_kernel<T, TGrad, false><<<grid, kBackwardThreads, 0, stream>>>(
         logits, targets, lse, nullptr, grad_logprobs, nullptr, n, vocab, inv_temperature, ignore_index, dlogits);
   OTHINK_CUDA_CHECK_LAUNCH();
+}
+
+TargetCheck check_targets(const int32_t* targets, int64_t n, int64_t vocab, int32_t ignore_index,
+                          cudaStream_t stream) {
+  if (n < 0 || vocab < 1) throw_bad_argument("check_targets", "needs n >= 0 and vocab >= 1");
+  if (n == 0) return {-1, 0, 0};
+  if (!targets) throw_bad_argument("check_targets", "targets must be a device pointer");
+  DeviceScratch scratch(2 * sizeof(unsigned long long));
+  unsigned long long* result = scratch.as<unsigned long long>();
+  // All-ones bytes: ULLONG_MAX (no bad target yet); then a zero count.
+  OTHINK_CUDA_CHECK(cudaMemsetAsync(result, 0xff, sizeof(unsigned long long), stream));
+  OTHINK_CUDA_CHECK(cudaMemsetAsync(result + 1, 0, sizeof(unsigned long long), stream));
+  constexpr int kThreads = 256;
+  // A few blocks per SM of any current GPU; the grid-stride loop covers the rest.
+  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 1024);
+  check_targets_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(targets, n, vocab, ignore_index,
+                                                                               result);
+  OTHINK_CUDA_CHECK_LAUNCH();
+  unsigned long long host[2] = {0, 0};
+  OTHINK_CUDA_CHECK(cudaMemcpyAsync(host, result, sizeof(host), cudaMemcpyDeviceToHost, stream));
+  OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  TargetCheck check{-1, 0, static_cast<int64_t>(host[1])};
+  if (host[0] != ULLONG_MAX) {
+    check.first_bad = static_cast<int64_t>(host[0]);
+    OTHINK_CUDA_CHECK(cudaMemcpyAsync(&check.bad_value, targets + check.first_bad, sizeof(int32_t),
+                                      cudaMemcpyDeviceToHost, stream));
+    OTHINK_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  return check;
 }
 
 using bf16 = __nv_bfloat16;

@@ -36,4 +36,16 @@ void token_logprobs_backward(const T* logits, const int32_t* targets, const floa
                              float inv_temperature, int32_t ignore_index, TGrad* dlogits,
                              cudaStream_t stream);
 
+// The bindings' check of the targets when they live on the device (the kernels above index logits
+// with them): a grid-stride pass over targets[0..n) finds the first id outside [0, vocab) that is
+// not ignore_index and counts the ids that are not ignore_index. Waits for the stream and copies
+// the two counters back (16 bytes); the bad id itself is read back only when there is one.
+struct TargetCheck {
+  int64_t first_bad;  // index of the first bad target, or -1
+  int32_t bad_value;  // targets[first_bad] when first_bad >= 0
+  int64_t counted;    // targets that are not ignore_index
+};
+TargetCheck check_targets(const int32_t* targets, int64_t n, int64_t vocab, int32_t ignore_index,
+                          cudaStream_t stream);
+
 }  // namespace othink::cuda

@@ -27,7 +27,6 @@ import {
   emptyCache,
   gradNorm,
   linear,
-  logprobsFromLogits,
   matmul,
   mean,
   memoryStats,
@@ -476,10 +475,11 @@ describe.skipIf(!gpu)('tensors on CUDA', () => {
       expect(() => ops.axpy({ x: new Float32Array(2), y: g })).toThrow(
         /ops\.axpy: x is on cpu but y is on cuda/,
       );
-      // A kernel with no CUDA twin refuses device memory instead of reading it on the host.
-      const logits = Tensor.from([0, 1, 2, 3], [2, 2], { device: 'cuda' });
-      const targets = Tensor.from(Int32Array.of(0, 1), [2], { device: 'cuda' });
-      expect(() => logprobsFromLogits(logits, targets)).toThrow(/is on cuda, but this op has no CUDA kernel/);
+      // A kernel with no CUDA twin (fillNormal initialises on the CPU) refuses device memory
+      // instead of reading it on the host, naming the op, the argument and the device.
+      expect(() => ops.fillNormal({ out, mean: 0, std: 1, seed: 1 })).toThrow(
+        /ops\.fillNormal: out is on cuda, but this op has no CUDA kernel/,
+      );
     });
   });
 });

@@ -9,9 +9,7 @@
 //    output to the host quietly. Omitting the device is the bug this guards against: it silently
 //    means the CPU, which works on a CPU-only machine and fails on the GPU at the next op. The scan
 //    reads code only (comments and strings are blanked first), and the scanner is itself tested on
-//    a synthetic source below, so it cannot pass by matching nothing. A few calls in files other
-//    helpers own are listed in PENDING with the reason; a listed call that is gone fails the test
-//    (delete its entry), so the list cannot outlive them.
+//    a synthetic source below, so it cannot pass by matching nothing.
 //
 // 2. An emulated 'cuda': in this file only, @othink/native's Storage is replaced by one that keeps
 //    'cuda' memory on the host but reports device 'cuda' (the C++ kernels still see host memory and
@@ -202,23 +200,10 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/**
- * Calls in files that other work of the same issue owns and rewrites (the generation loop, the
- * GRPO loss): host tensors today, which that work moves to the model's device.
- */
-const PENDING: { file: string; text: string; why: string }[] = [
-  {
-    file: 'train/grpo-trainer.ts',
-    text: 'Tensor.from(grad, lp.shape)',
-    why: 'the GRPO loss gradient, replaced by the on-device loss',
-  },
-];
-
 describe('every tensor made in packages/core/src names its device', () => {
   const calls = sourceFiles(SRC).flatMap((path) =>
     scanSource(relative(SRC, path).split('\\').join('/'), readFileSync(path, 'utf8')),
   );
-  const isPending = (c: Call) => PENDING.some((p) => p.file === c.file && p.text === c.text);
 
   it('the scanner flags what it should and nothing else', () => {
     const sample = [
@@ -258,16 +243,8 @@ describe('every tensor made in packages/core/src names its device', () => {
   });
 
   it('no call leaves its device to the default', () => {
-    const bad = calls.filter((c) => c.problem && !isPending(c));
+    const bad = calls.filter((c) => c.problem);
     expect(bad.map((c) => `${c.file}:${c.line}: ${c.problem}: ${c.text}`)).toEqual([]);
-  });
-
-  it('every PENDING exception is still there (delete the entries of calls that are fixed)', () => {
-    for (const p of PENDING) {
-      const hit = calls.find((c) => c.file === p.file && c.text === p.text);
-      expect(hit, `PENDING ${p.file}: ${p.text} (${p.why}) is gone`).toBeDefined();
-      expect(hit!.problem, `PENDING ${p.file}: ${p.text} now names its device`).toBeDefined();
-    }
   });
 });
 

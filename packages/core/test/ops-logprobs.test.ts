@@ -91,6 +91,57 @@ describe('log-prob and cross-entropy ops', () => {
     expect(maxAbs(g.subarray(5, 10))).toBe(0);
   });
 
+  it('cross-entropy from an LM head counts the same targets (the count comes from the kernel)', () => {
+    const rand = seededRandom(12);
+    const h = randomNormal(5 * 6, rand);
+    const w = randomNormal(9 * 6, rand, 0.5);
+    const t = Int32Array.from([3, -100, 8, -100, 0]);
+    const [fused, unfused] = tidy(() =>
+      noGrad(() => {
+        const hidden = Tensor.from(h, [5, 6]);
+        const weight = Tensor.from(w, [9, 6]);
+        const targets = Tensor.from(t, [5]);
+        return [
+          crossEntropy(hidden, targets, { lmHead: weight }).item(),
+          crossEntropy(linear(hidden, weight), targets).item(),
+        ];
+      }),
+    );
+    // Both divide by the 3 targets that are not -100 (a count of 5 would shrink the loss by 3/5).
+    expect(fused).toBeCloseTo(unfused, 5);
+    const manual = tidy(() =>
+      noGrad(
+        () =>
+          -Array.from(
+            lmHeadLogprobs(Tensor.from(h, [5, 6]), Tensor.from(w, [9, 6]), Tensor.from(t, [5]), {
+              ignoreIndex: -100,
+            }).toFloat32Array(),
+          ).reduce((a, x) => a + x, 0) / 3,
+      ),
+    );
+    expect(fused).toBeCloseTo(manual, 6);
+  });
+
+  it('bfloat16 inputs need cuda; targets are checked against the vocabulary', () => {
+    const targets = () => Tensor.from(Int32Array.of(1, 2), [2]);
+    expect(() =>
+      tidy(() => logprobsFromLogits(Tensor.zeros([2, 5], { dtype: 'bfloat16' }), targets())),
+    ).toThrow(/logprobsFromLogits: logits is bfloat16 on cpu; bfloat16 log-probs run on cuda/);
+    expect(() =>
+      tidy(() =>
+        lmHeadLogprobs(Tensor.zeros([2, 4]), Tensor.zeros([9, 4], { dtype: 'bfloat16' }), targets()),
+      ),
+    ).toThrow(/lmHeadLogprobs: weight has dtype bfloat16, expected float32/);
+    expect(() =>
+      tidy(() => logprobsFromLogits(Tensor.zeros([2, 5]), Tensor.from(Int32Array.of(1, 5), [2]))),
+    ).toThrow(/tokenLogprobs: targets\[1\] = 5 is outside the vocabulary \[0, 5\)/);
+    expect(() =>
+      tidy(() =>
+        lmHeadLogprobs(Tensor.zeros([2, 4]), Tensor.zeros([9, 4]), Tensor.from(Int32Array.of(-3, 0), [2])),
+      ),
+    ).toThrow(/fusedLinearLogprobs: targets\[0\] = -3 is outside the vocabulary \[0, 9\)/);
+  });
+
   it('errors name the shapes', () => {
     expect(() =>
       tidy(() => logprobsFromLogits(Tensor.zeros([2, 5]), Tensor.from(Int32Array.of(1), [1]))),

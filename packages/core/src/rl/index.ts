@@ -1,7 +1,9 @@
-// The RL math of GRPO / GRPO-D: the native kernels, re-exported so users import one package,
-// and the KL-weight schedules.
+// The RL math of GRPO / GRPO-D: the native kernels, re-exported so users import one package
+// (they take typed arrays or tensors, on the CPU or CUDA; for autograd use the tensor ops
+// logprobsFromLogits / lmHeadLogprobs / grpoLossOp), and the KL-weight schedules.
 export {
   type AdvantageScale,
+  type F32Input,
   fusedLinearLogprobs,
   fusedLinearLogprobsBackward,
   type GrpoLossOptions,
@@ -12,6 +14,9 @@ export {
   grpoLoss,
   type KlEstimator,
   klPenalty,
+  type LogprobsOutputs,
+  type LogprobsResult,
+  type TensorLike,
   tokenLogprobs,
   tokenLogprobsBackward,
 } from '@othink/native';

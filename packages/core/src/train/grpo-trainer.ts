@@ -1,10 +1,11 @@
 // GRPO and GRPO-D (OThink-MR1): sample G completions per prompt, score them with the reward
 // functions, group-normalise the rewards into advantages, and minimise the fused clipped loss with
 // a KL penalty whose weight follows the configured schedule (paper Eq. 3-5; TRL GRPOTrainer).
-import { groupAdvantages, grpoLoss } from '@othink/native';
+import { groupAdvantages } from '@othink/native';
 import { generate } from '../model/generate.js';
 import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
+import { grpoLossOp } from '../tensor/ops/grpo-loss.js';
 import { narrow } from '../tensor/ops/shape.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -199,16 +200,23 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     let low = 0;
     let high = 0;
     for (const rows of micro) {
-      const slice = (a: Float32Array | undefined) => a?.subarray(rows[0] * n, (rows.at(-1)! + 1) * n);
       const stats = tidy(() => {
         const lp = this.logprobs(this.model, r, rows);
-        const values = lp.toFloat32Array();
-        const out = grpoLoss({
-          logprobs: values,
-          oldLogprobs: slice(r.oldLogprobs) ?? values,
-          refLogprobs: slice(r.refLogprobs),
-          advantages: r.advantages.subarray(rows[0], rows.at(-1)! + 1),
-          completionMask: slice(r.completionMask)!,
+        // This micro-batch's rows of the rollout's host arrays, next to the log-probs (the model's device).
+        const rowsOf = (a: Float32Array, perRow: number, shape: readonly number[]) =>
+          Tensor.from(a.subarray(rows[0] * perRow, (rows.at(-1)! + 1) * perRow), shape, {
+            device: lp.device,
+          });
+        const tokens = (a: Float32Array | undefined) => a && rowsOf(a, n, lp.shape);
+        // grpo / bnpo / dr_grpo average inside a micro-batch: micro-batches are averaged here too
+        // (dapo already divides by the tokens of the whole batch).
+        const weight = c.lossType === 'dapo' ? 1 : 1 / micro.length;
+        const out = grpoLossOp(lp, {
+          // Without sampling-time log-probs the ratio is 1: the kernel's default is exactly that.
+          oldLogprobs: tokens(r.oldLogprobs),
+          refLogprobs: tokens(r.refLogprobs),
+          advantages: rowsOf(r.advantages, 1, [rows.length]),
+          completionMask: rowsOf(r.completionMask, n, lp.shape),
           beta,
           epsilonLow: c.epsilon,
           epsilonHigh: c.epsilonHigh,
@@ -216,13 +224,10 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
           klEstimator: c.klEstimator,
           maxCompletionLength: c.maxCompletionLength,
           numItemsInBatch: Math.max(tokensInBatch, 1),
+          lossScale: weight,
         });
-        // grpo / bnpo / dr_grpo average inside a micro-batch: micro-batches are averaged here too
-        // (dapo already divides by the tokens of the whole batch).
-        const weight = c.lossType === 'dapo' ? 1 : 1 / micro.length;
-        const grad = (out.gradLogprobs as Float32Array).map((x) => x * weight);
-        lp.backward(Tensor.from(grad, lp.shape));
-        return { loss: out.loss * weight, ...out.stats };
+        out.loss.backward();
+        return out.stats;
       });
       loss += stats.loss;
       kl += stats.meanKl / micro.length;

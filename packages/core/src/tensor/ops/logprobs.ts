@@ -1,5 +1,9 @@
 // Token log-probabilities and cross-entropy as autograd ops, on the fused kernels of @othink/native:
 // from full logits, or straight from hidden states and the LM head without [tokens, vocab] logits.
+// Everything stays on the input's device: the log-probs, the log-sum-exp saved for the backward and
+// the gradients are tensors there, the upstream gradient goes to the kernel as a tensor, and
+// crossEntropy's count of targets comes from the kernel's own target check (on CUDA a device pass
+// whose count is the only thing copied back).
 import {
   fusedLinearLogprobs,
   fusedLinearLogprobsBackward,
@@ -19,53 +23,77 @@ export interface LogprobOptions {
   chunkSize?: number;
 }
 
-function checkTargets(op: string, targets: Tensor, n: number): void {
+/**
+ * Float inputs of the log-prob kernels: usable, on one device, in one dtype: float32, or bfloat16 on
+ * cuda (the CUDA kernels widen it exactly; their results and gradients are float32).
+ */
+function checkFloatInputs(op: string, inputs: Record<string, Tensor>): void {
+  const [[firstName, first]] = Object.entries(inputs);
+  first.assertUsable(op, firstName);
+  if (first.dtype === 'bfloat16' && first.device !== 'cuda')
+    throw new TypeError(
+      `${op}: ${firstName} is bfloat16 on ${first.device}; bfloat16 log-probs run on cuda (the CPU kernels take float32)`,
+    );
+  checkInputs(op, inputs, first.dtype === 'bfloat16' ? 'bfloat16' : 'float32');
+}
+
+function checkTargets(op: string, targets: Tensor, n: number, inputName: string, input: Tensor): void {
   checkInputs(op, { targets }, 'int32');
+  if (targets.device !== input.device)
+    throw new Error(`${op}: ${inputName} is on ${input.device} but targets is on ${targets.device}`);
   if (targets.size !== n)
     throw new RangeError(`${op}: targets ${formatShape(targets.shape)} must hold one id per row (${n})`);
 }
 
-/** log softmax(logits / T)[target] per row: logits [..., V], targets int32 [...] -> [...]. */
-export function logprobsFromLogits(logits: Tensor, targets: Tensor, options: LogprobOptions = {}): Tensor {
-  checkInputs('logprobsFromLogits', { logits });
+/** An op's log-probs and how many of its targets are not ignoreIndex. */
+interface Counted {
+  logprobs: Tensor;
+  count: number;
+}
+
+function logprobsFromLogitsCounted(logits: Tensor, targets: Tensor, options: LogprobOptions): Counted {
+  checkFloatInputs('logprobsFromLogits', { logits });
   const vocabSize = logits.shape.at(-1) ?? 0;
   const n = vocabSize === 0 ? 0 : logits.size / vocabSize;
-  checkTargets('logprobsFromLogits', targets, n);
+  checkTargets('logprobsFromLogits', targets, n, 'logits', logits);
+  const device = logits.device;
+  const rows = logits.shape.slice(0, -1);
   const common = { targets, vocabSize, temperature: options.temperature, ignoreIndex: options.ignoreIndex };
-  const { logprobs, lse } = tokenLogprobs({ logits, ...common });
-  const out = Tensor.from(logprobs, logits.shape.slice(0, -1), { device: logits.device });
-  const [sl, st] = saveAll(logits, targets);
-  return record(
+  const out = Tensor.empty(rows, { device });
+  const lse = Tensor.empty(rows, { device });
+  const { count } = tokenLogprobs({ logits, ...common, outLogprobs: out, outLse: lse });
+  const [sl, st, slse] = saveAll(logits, targets, lse);
+  const logprobs = record(
     'logprobsFromLogits',
     out,
     [logits, null],
     (g) => {
-      const dlogits = Tensor.empty(logits.shape, { device: logits.device });
-      tokenLogprobsBackward({
-        ...common,
-        logits: sl,
-        targets: st,
-        lse,
-        gradLogprobs: g.toFloat32Array(),
-        out: dlogits,
-      });
+      const dlogits = Tensor.empty(logits.shape, { device });
+      tokenLogprobsBackward({ ...common, logits: sl, targets: st, lse: slse, gradLogprobs: g, out: dlogits });
       return [dlogits, null];
     },
-    [sl, st],
+    [sl, st, slse],
   );
+  // The node keeps its own view of lse (or none is needed): this handle is done with.
+  lse.dispose();
+  return { logprobs, count };
 }
 
 /**
- * log p(target) from hidden states [..., H] and the LM-head weight [V, H], chunk by chunk: the
- * [tokens, V] logits never exist (forward or backward). Gradients flow to hidden and weight.
+ * log softmax(logits / T)[target] per row: logits [..., V], targets int32 [...] -> [...], on the
+ * logits' device. Logits may be bfloat16 on cuda; the log-probs and the gradient are float32.
  */
-export function lmHeadLogprobs(
+export function logprobsFromLogits(logits: Tensor, targets: Tensor, options: LogprobOptions = {}): Tensor {
+  return logprobsFromLogitsCounted(logits, targets, options).logprobs;
+}
+
+function lmHeadLogprobsCounted(
   hidden: Tensor,
   weight: Tensor,
   targets: Tensor,
-  options: LogprobOptions = {},
-): Tensor {
-  checkInputs('lmHeadLogprobs', { hidden, weight });
+  options: LogprobOptions,
+): Counted {
+  checkFloatInputs('lmHeadLogprobs', { hidden, weight });
   const hiddenSize = hidden.shape.at(-1) ?? 0;
   if (weight.rank !== 2 || weight.shape[1] !== hiddenSize) {
     throw new RangeError(
@@ -73,49 +101,66 @@ export function lmHeadLogprobs(
     );
   }
   const n = hiddenSize === 0 ? 0 : hidden.size / hiddenSize;
-  checkTargets('lmHeadLogprobs', targets, n);
+  checkTargets('lmHeadLogprobs', targets, n, 'hidden', hidden);
+  const device = hidden.device;
+  const rows = hidden.shape.slice(0, -1);
   const common = {
     hiddenSize,
     temperature: options.temperature,
     ignoreIndex: options.ignoreIndex,
     chunkSize: options.chunkSize,
   };
-  const { logprobs, lse } = fusedLinearLogprobs({ hidden, weight, targets, ...common });
-  const out = Tensor.from(logprobs, hidden.shape.slice(0, -1), { device: hidden.device });
-  const [sh, sw, st] = saveAll(hidden, weight, targets);
-  return record(
+  const out = Tensor.empty(rows, { device });
+  const lse = Tensor.empty(rows, { device });
+  const { count } = fusedLinearLogprobs({
+    hidden,
+    weight,
+    targets,
+    ...common,
+    outLogprobs: out,
+    outLse: lse,
+  });
+  const [sh, sw, st, slse] = saveAll(hidden, weight, targets, lse);
+  const logprobs = record(
     'lmHeadLogprobs',
     out,
     [hidden, weight, null],
     (g) => {
-      const gradHidden = hidden.requiresGrad
-        ? Tensor.empty(hidden.shape, { device: hidden.device })
-        : undefined;
-      const gradWeight = weight.requiresGrad
-        ? Tensor.zeros(weight.shape, { device: weight.device })
-        : undefined;
+      // Only what a caller differentiates: a frozen LM head costs no [V, H] buffer.
+      const gradHidden = hidden.requiresGrad ? Tensor.empty(hidden.shape, { device }) : undefined;
+      const gradWeight = weight.requiresGrad ? Tensor.zeros(weight.shape, { device }) : undefined;
       fusedLinearLogprobsBackward({
         ...common,
         hidden: sh,
         weight: sw,
         targets: st,
-        lse,
-        gradLogprobs: g.toFloat32Array(),
+        lse: slse,
+        gradLogprobs: g,
         gradHidden,
         gradWeight,
         needGradHidden: gradHidden !== undefined,
+        needGradWeight: gradWeight !== undefined,
       });
       return [gradHidden ?? null, gradWeight ?? null, null];
     },
-    [sh, sw, st],
+    [sh, sw, st, slse],
   );
+  lse.dispose();
+  return { logprobs, count };
 }
 
-/** Number of targets that are not `ignoreIndex`. */
-function countTargets(targets: Tensor, ignoreIndex: number): number {
-  let n = 0;
-  for (const t of targets.toTypedArray()) if (t !== ignoreIndex) n++;
-  return n;
+/**
+ * log p(target) from hidden states [..., H] and the LM-head weight [V, H], chunk by chunk: the
+ * [tokens, V] logits never exist (forward or backward). Gradients flow to hidden and weight. Both
+ * float32, or both bfloat16 on cuda (float32 log-probs and gradients).
+ */
+export function lmHeadLogprobs(
+  hidden: Tensor,
+  weight: Tensor,
+  targets: Tensor,
+  options: LogprobOptions = {},
+): Tensor {
+  return lmHeadLogprobsCounted(hidden, weight, targets, options).logprobs;
 }
 
 /**
@@ -129,9 +174,8 @@ export function crossEntropy(
 ): Tensor {
   const ignoreIndex = options.ignoreIndex ?? -100;
   const opts = { ...options, ignoreIndex };
-  const lp = options.lmHead
-    ? lmHeadLogprobs(input, options.lmHead, targets, opts)
-    : logprobsFromLogits(input, targets, opts);
-  const count = countTargets(targets, ignoreIndex);
-  return scale(sumAll(lp), -1 / Math.max(count, 1));
+  const { logprobs, count } = options.lmHead
+    ? lmHeadLogprobsCounted(input, options.lmHead, targets, opts)
+    : logprobsFromLogitsCounted(input, targets, opts);
+  return scale(sumAll(logprobs), -1 / Math.max(count, 1));
 }
