@@ -1,0 +1,20 @@
+export {
+  DEFAULT_MASTER_PORT,
+  type DistributedEnv,
+  type Environment,
+  firstSlurmHost,
+  resolveDistributedEnv,
+} from './env.js';
+export {
+  type AllReduceGradientsOptions,
+  allReduceGradients,
+  broadcastParameters,
+  reduceMetrics,
+} from './gradients.js';
+export {
+  type HostArray,
+  type InitDistributedOptions,
+  initDistributed,
+  ProcessGroup,
+  type ReduceOp,
+} from './group.js';
