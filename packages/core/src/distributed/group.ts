@@ -1,7 +1,7 @@
 // A process group, as torch.distributed's: this process's rank in a data-parallel job and the
 // collectives between the ranks. One process (no launcher) gets a local group that needs no
 // collective library; more run the addon's communicator (gloo on CPU tensors, NCCL on CUDA ones).
-import { type DistReduceOp, dist } from '@othink/native';
+import { type DistBackends, type DistReduceOp, dist } from '@othink/native';
 import { Tensor } from '../tensor/tensor.js';
 import { type DistributedEnv, type Environment, resolveDistributedEnv } from './env.js';
 
@@ -147,6 +147,11 @@ export class ProcessGroup {
     this.destroyed = true;
     if (this.backend === 'native') dist.destroy({ group: this.handle });
   }
+}
+
+/** What this build and machine can use: gloo (several processes on CPU), NCCL (CUDA tensors). */
+export function distributedBackends(): DistBackends {
+  return dist.backends();
 }
 
 /**

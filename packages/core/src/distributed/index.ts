@@ -12,6 +12,7 @@ export {
   reduceMetrics,
 } from './gradients.js';
 export {
+  distributedBackends,
   type HostArray,
   type InitDistributedOptions,
   initDistributed,
