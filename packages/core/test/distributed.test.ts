@@ -238,33 +238,14 @@ describe('one process', () => {
       'bucketBytes must be an integer >= 4',
     );
   });
-
-  it('a port in use and an unreachable master are clear errors', async () => {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, resolve));
-    const taken = (server.address() as { port: number }).port;
-    try {
-      const env = { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(taken) };
-      expect(() => initDistributed({ env, timeoutMs: 2000 })).toThrow(
-        `MASTER_PORT ${taken} is already in use on this machine`,
-      );
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
-    const port = await freePort();
-    const env = { RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
-    const t0 = Date.now();
-    expect(() => initDistributed({ env, timeoutMs: 1500 })).toThrow(
-      `could not connect to 127.0.0.1:${port} (last error: Connection refused) within 1.5s: is rank 0 running`,
-    );
-    expect(Date.now() - t0).toBeLessThan(5000);
-    expect(() =>
-      initDistributed({ env: { ...env, MASTER_ADDR: 'no-such-host.invalid' }, timeoutMs: 1500 }),
-    ).toThrow("cannot resolve 'no-such-host.invalid'");
-  });
 });
 
 const backends = dist.backends();
+
+it.skipIf(backends.gloo)('a build without gloo refuses more than one process, saying what to install', () => {
+  const env = { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500' };
+  expect(() => initDistributed({ env })).toThrow('built without gloo: install libgloo-dev and rebuild');
+});
 
 /** What rank r's all-reduced tensors must hold, from the ranks' own inputs. */
 function expected(worldSize: number) {
@@ -325,6 +306,29 @@ describe.skipIf(!backends.gloo)(
       });
     });
 
+    it('a port in use and an unreachable master are clear errors', async () => {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, resolve));
+      const taken = (server.address() as { port: number }).port;
+      try {
+        const env = { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(taken) };
+        expect(() => initDistributed({ env, timeoutMs: 2000 })).toThrow(
+          `MASTER_PORT ${taken} is already in use on this machine`,
+        );
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+      const port = await freePort();
+      const env = { RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
+      const t0 = Date.now();
+      expect(() => initDistributed({ env, timeoutMs: 1500 })).toThrow(
+        `could not connect to 127.0.0.1:${port} (last error: Connection refused) within 1.5s: is rank 0 running`,
+      );
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(() =>
+        initDistributed({ env: { ...env, MASTER_ADDR: 'no-such-host.invalid' }, timeoutMs: 1500 }),
+      ).toThrow("cannot resolve 'no-such-host.invalid'");
+    });
     it('a rank killed mid-collective ends the other with a clear error at once, well within the timeout', async () => {
       const port = await freePort();
       const [rank0, rank1] = startGroup('peer-dies', 2, port, { TIMEOUT_MS: '60000' });
