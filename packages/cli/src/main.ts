@@ -140,23 +140,30 @@ export function buildProgram(argv: readonly string[] = process.argv): Command {
     .option('-o, --output-dir <dir>', 'run folder (default runs/<name>-<date>-<time>)')
     .option('--resume <path>', 'resume a stopped run: its folder, or one of its checkpoint-N folders')
     .option('--dry-run', 'print the resolved config and exit')
-    .addOption(
-      new Option('--progress <mode>', 'progress display').choices(['auto', 'bars', 'plain', 'none']),
-    );
-  launcherOptions(train).action(async (config: string | undefined, opts) => {
-    if (await launchIfAsked(opts, argv)) return;
-    const summary = await runTrain({
-      config,
-      preset: opts.preset,
-      set: opts.set,
-      flags: { maxSteps: opts.maxSteps, seed: opts.seed, outputDir: opts.outputDir },
-      resume: opts.resume,
-      dryRun: opts.dryRun,
-      progress: opts.progress,
+    .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bars', 'plain', 'none']))
+    .action(async (config: string | undefined, opts) => {
+      if (await launchIfAsked(opts, argv)) return;
+      // The trainers do not use a process group yet: each rank would run the whole training on its
+      // own, all writing the same run folder. Refuse until they do (docs/distributed.md).
+      const world = Number(process.env.WORLD_SIZE ?? process.env.OMPI_COMM_WORLD_SIZE ?? 1);
+      if (world > 1) {
+        throw new Error(
+          `othink train does not train data-parallel yet (WORLD_SIZE=${world}): every rank would run the same training; run one process (the launcher and the collectives are ready: othink _dist-selftest)`,
+        );
+      }
+      const summary = await runTrain({
+        config,
+        preset: opts.preset,
+        set: opts.set,
+        flags: { maxSteps: opts.maxSteps, seed: opts.seed, outputDir: opts.outputDir },
+        resume: opts.resume,
+        dryRun: opts.dryRun,
+        progress: opts.progress,
+      });
+      // A run stopped by Ctrl-C exits like an interrupted command (130), a failed one with 1.
+      process.exitCode = summary.status === 'stopped' ? 130 : summary.status === 'failed' ? 1 : 0;
     });
-    // A run stopped by Ctrl-C exits like an interrupted command (130), a failed one with 1.
-    process.exitCode = summary.status === 'stopped' ? 130 : summary.status === 'failed' ? 1 : 0;
-  });
+  launcherOptions(train);
 
   // Each rank of a launched job checks the communicator (the launcher's tests, a cluster's setup).
   launcherOptions(
