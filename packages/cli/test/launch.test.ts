@@ -4,8 +4,9 @@
 // `othink _dist-selftest` through it, 2 processes on loopback, its collectives' results equal to
 // the values computed here.
 import { spawn, spawnSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distributedBackends } from '@othink/core';
@@ -100,6 +101,26 @@ describe('launch()', () => {
     );
     expect(ms).toBeGreaterThanOrEqual(800); // rank 0 outlived the SIGTERM...
     expect(ms).toBeLessThan(10_000); // ...but not the SIGKILL
+  });
+  it('a second Ctrl-C ends ranks that do not act on it, after the grace period', async () => {
+    // Both ranks ignore SIGINT (as one blocked in a collective cannot act on it).
+    const script = "process.on('SIGINT', () => {}); setTimeout(() => {}, 60000);";
+    const signals = new EventEmitter();
+    const t0 = Date.now();
+    const job = launch({
+      nprocPerNode: 2,
+      command: ['-e', script],
+      execArgv: [],
+      graceMs: 300,
+      signals,
+      log: () => {},
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    signals.emit('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    signals.emit('SIGINT');
+    expect(await job).toBe(128 + constants.signals.SIGKILL);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 });
 

@@ -3,7 +3,7 @@
 // RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE / MASTER_ADDR / MASTER_PORT set, which
 // @othink/core's initDistributed reads. It shows local rank 0's output as it comes (progress bars
 // included) and keeps the others' last lines to show only if they fail; forwards Ctrl-C to every
-// rank exactly once; and when a rank fails, stops the others (SIGTERM, SIGKILL after a grace
+// rank exactly once (a second Ctrl-C kills the ranks still there after a grace period); and when a rank fails, stops the others (SIGTERM, SIGKILL after a grace
 // period) and exits with that rank's code: a failed job never hangs.
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
@@ -190,12 +190,20 @@ export async function launch(o: LaunchOptions): Promise<number> {
     ranks.push({ rank, child, tail, exited: false });
   }
 
-  let interrupted = false;
+  let interrupted = 0;
   let failed: { rank: number; code: number } | null = null;
   let killTimer: NodeJS.Timeout | undefined;
+  const killAfterGrace = () => {
+    killTimer ??= setTimeout(() => {
+      for (const x of ranks) signalRank(x, 'SIGKILL');
+    }, graceMs);
+  };
   const forward = (signal: NodeJS.Signals) => {
-    interrupted = true;
+    interrupted += 1;
     for (const r of ranks) signalRank(r, signal);
+    // The second Ctrl-C means "quit now": a rank that cannot act on it (blocked joining a group
+    // whose peer never comes) is killed after the grace period.
+    if (interrupted >= 2) killAfterGrace();
   };
   const onInt = () => forward('SIGINT');
   const onTerm = () => forward('SIGTERM');
@@ -222,12 +230,10 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const ended = (r: Rank, code: number) => {
     if (code === 0 || failed !== null) return;
     failed = { rank: r.rank, code };
-    if (interrupted) return;
+    if (interrupted > 0) return;
     report(r, code);
     for (const x of ranks) signalRank(x, 'SIGTERM');
-    killTimer = setTimeout(() => {
-      for (const x of ranks) signalRank(x, 'SIGKILL');
-    }, graceMs);
+    killAfterGrace();
   };
   const exits = ranks.map(
     (r) =>
