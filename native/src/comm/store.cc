@@ -122,8 +122,8 @@ void StoreServer::run() {
           c.in.append(buf, static_cast<size_t>(k));
           continue;
         }
-        if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) c.dead = true;
         if (k < 0 && errno == EINTR) continue;
+        if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) c.dead = true;  // closed, or a socket error
         break;
       }
       // Every complete message in the buffer, in order.
