@@ -432,3 +432,71 @@ export const emptyCache = addon.emptyCache;
  * unless stated. Typed per op in @othink/core.
  */
 export const ops = addon.ops;
+
+/** A reduction of the communicator: `mean` is the sum divided by the world size (float types only). */
+export type DistReduceOp = 'sum' | 'mean' | 'max' | 'min';
+/**
+ * What a collective works on, in place: a float32 / int32 tensor (CPU: gloo, CUDA: NCCL) or typed
+ * array, or a Float64Array (host memory; e.g. metrics summed in double).
+ */
+export type DistBuffer = Float32Array | Int32Array | Float64Array | TensorLike;
+
+export interface DistInitOptions {
+  rank: number;
+  worldSize: number;
+  /** Where rank 0 serves the rendezvous store. Default 127.0.0.1. */
+  masterAddr?: string;
+  /** The store's port; 0 (world size 1 only): an ephemeral one. */
+  masterPort?: number;
+  /** Bound of every wait (joining, each collective). Default 30 min, as torch's. */
+  timeoutMs?: number;
+}
+
+export interface DistBackends {
+  /** Built with gloo: more than one process can run collectives on CPU memory. */
+  gloo: boolean;
+  /** libnccl.so.2 loads (CUDA builds): collectives on CUDA memory. */
+  nccl: boolean;
+  /** Why NCCL cannot be used, when it cannot. */
+  ncclError?: string;
+}
+
+/**
+ * The addon's communicator (native/src/comm): a group joins the ranks through a store that rank 0
+ * serves, then runs gloo (CPU memory) or NCCL (CUDA memory) collectives. Calls block until this
+ * rank's result is in place, and throw on a dead peer or past the timeout. @othink/core's
+ * `initDistributed` wraps it.
+ */
+export interface NativeDist {
+  /** Joins the group (blocks until every rank has): a handle for the other calls, and the store's port. */
+  init(o: DistInitOptions): { group: number; storePort: number };
+  allReduce(o: { group: number; tensor: DistBuffer; op?: DistReduceOp }): void;
+  broadcast(o: { group: number; tensor: DistBuffer; root?: number }): void;
+  /** `output` holds worldSize x input's length: rank r's input at r * length. */
+  allGather(o: { group: number; input: DistBuffer; output: DistBuffer }): void;
+  barrier(o: { group: number }): void;
+  /** Closes the group's connections (rank 0: stops the store). Idempotent. */
+  destroy(o: { group: number }): void;
+  backends(): DistBackends;
+}
+
+function distOp(name: string): (options?: object) => unknown {
+  return (options?: object) => {
+    const fn = addon.ops[name];
+    if (typeof fn !== 'function') {
+      throw new Error(`@othink/native has no op '${name}': rebuild the addon (pnpm build)`);
+    }
+    return fn(options as object);
+  };
+}
+
+/** The communicator (multi-process training); see `NativeDist`. */
+export const dist = {
+  init: distOp('distInit'),
+  allReduce: distOp('distAllReduce'),
+  broadcast: distOp('distBroadcast'),
+  allGather: distOp('distAllGather'),
+  barrier: distOp('distBarrier'),
+  destroy: distOp('distDestroy'),
+  backends: distOp('distBackends'),
+} as NativeDist;

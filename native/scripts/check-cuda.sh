@@ -6,7 +6,7 @@
 #      against a minimal stand-in declaring exactly the cuBLAS calls it makes (a syntax and type
 #      check of our code, not of cuBLAS);
 #   3. the N-API surface with OTHINK_WITH_CUDA (addon.cc, addon_cuda.cc, storage and every op binding)
-#      with g++ -fsyntax-only;
+#      and the communicator (comm/*.cc: NCCL's path, gloo's where installed) with g++ -fsyntax-only;
 #   4. the caching allocator's bookkeeping (cuda/allocator.cu is host code): built with g++ against
 #      the fake CUDA runtime of test/cuda-allocator-check.cc and run.
 # Prints "skipped" when nvcc is absent.
@@ -88,6 +88,13 @@ bridge_flags=(-std=c++17 -fsyntax-only -Wall -Wextra -Werror -Wno-psabi -fopenmp
 for f in src/storage.cc src/bindings/*.cc; do
   "${CXX:-g++}" "${bridge_flags[@]}" "$f"
 done
+# The communicator with OTHINK_WITH_CUDA: NCCL is declared in comm/nccl_group.cc (loaded with dlopen at
+# run time), so this needs no NCCL; with gloo too where its headers are installed.
+comm_flags=("${bridge_flags[@]}")
+if [ -e /usr/include/gloo/rendezvous/context.h ]; then comm_flags+=(-DOTHINK_WITH_GLOO); fi
+for f in src/comm/*.cc; do
+  "${CXX:-g++}" "${comm_flags[@]}" "$f"
+done
 
 "${CXX:-g++}" -std=c++17 -O1 -Wall -Wextra -Werror -pthread -Isrc -I"$CUDA_HOME/include" -x c++ src/cuda/allocator.cu \
   -x none test/cuda-allocator-check.cc -o "$out/cuda-allocator-check"
@@ -95,5 +102,5 @@ allocator_result=$("$out/cuda-allocator-check")
 
 echo "check-cuda: compiled $n CUDA sources (sm_${ARCHS// /, sm_}) with $("$NVCC" --version | tail -1)"
 echo "check-cuda: cuBLAS path of cuda/gemm.cu checked against $cublas"
-echo "check-cuda: the N-API surface (addon.cc, addon_cuda.cc, storage, every op binding) built with OTHINK_WITH_CUDA passes g++ -fsyntax-only"
+echo "check-cuda: the N-API surface (addon.cc, addon_cuda.cc, storage, every op binding, the communicator) built with OTHINK_WITH_CUDA passes g++ -fsyntax-only"
 echo "check-cuda: caching allocator against a fake CUDA runtime: ${allocator_result#cuda-allocator-check: }"

@@ -11,6 +11,8 @@ import { ConfigError } from './config/errors.js';
 import { listPresets, presetsDir } from './config/load.js';
 import { PROMPT_PRESET_NAMES, type PromptSpec, TASKS, type TaskName } from './config/schema.js';
 import { plotRun } from './plot.js';
+import { runDistSelftest } from './run/dist-selftest.js';
+import { launch, stripLauncherFlags } from './run/launch.js';
 
 function int(name: string, min = 0) {
   return (value: string): number => {
@@ -70,13 +72,56 @@ function version(): string {
   }
 }
 
-export function buildProgram(): Command {
+/** The launcher's flags (run/launch.ts), on the commands that can run as several processes. */
+function launcherOptions(command: Command): Command {
+  return command
+    .option(
+      '--nproc-per-node <n>',
+      'data parallel: run n processes on this machine (one per GPU), as torchrun',
+      int('--nproc-per-node', 1),
+    )
+    .option('--nnodes <n>', 'machines in the job (with --nproc-per-node; default 1)', int('--nnodes', 1))
+    .option('--node-rank <r>', "this machine's index, 0..nnodes-1 (default 0)", int('--node-rank'))
+    .option('--master-addr <addr>', 'address of node 0, where rank 0 serves the rendezvous store')
+    .option(
+      '--master-port <port>',
+      "port of rank 0's store (default: a free one on one node, 29500 across nodes)",
+      int('--master-port', 1),
+    );
+}
+
+/**
+ * With --nproc-per-node: runs this command as that many ranks (without the launcher's flags) and
+ * sets the exit code; true when it did. The other launcher flags alone are refused.
+ */
+async function launchIfAsked(opts: Record<string, unknown>, argv: readonly string[]): Promise<boolean> {
+  if (opts.nprocPerNode === undefined) {
+    const stray = ['nnodes', 'nodeRank', 'masterAddr', 'masterPort'].find((k) => opts[k] !== undefined);
+    if (stray) {
+      const flag = `--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      throw new InvalidArgumentError(`${flag} needs --nproc-per-node (the launcher's flags go together)`);
+    }
+    return false;
+  }
+  process.exitCode = await launch({
+    nprocPerNode: opts.nprocPerNode as number,
+    nnodes: opts.nnodes as number | undefined,
+    nodeRank: opts.nodeRank as number | undefined,
+    masterAddr: opts.masterAddr as string | undefined,
+    masterPort: opts.masterPort as number | undefined,
+    command: [argv[1], ...stripLauncherFlags(argv.slice(2))],
+  });
+  return true;
+}
+
+/** `argv`: the command line being parsed (node, script, args), which the launcher repeats per rank. */
+export function buildProgram(argv: readonly string[] = process.argv): Command {
   const program = new Command('othink')
     .description('Post-train Qwen2-VL with SFT, GRPO and GRPO-D (OThink-MR1).')
     .version(version())
     .showHelpAfterError('(run with --help for usage)');
 
-  program
+  const train = program
     .command('train')
     .description('train a model (SFT and / or GRPO / GRPO-D); no arguments: the default preset')
     .argument('[config]', 'YAML or JSON config file (may say `extends: <preset>`)')
@@ -97,6 +142,15 @@ export function buildProgram(): Command {
     .option('--dry-run', 'print the resolved config and exit')
     .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bars', 'plain', 'none']))
     .action(async (config: string | undefined, opts) => {
+      if (await launchIfAsked(opts, argv)) return;
+      // The trainers do not use a process group yet: each rank would run the whole training on its
+      // own, all writing the same run folder. Refuse until they do (docs/distributed.md).
+      const world = Number(process.env.WORLD_SIZE ?? process.env.OMPI_COMM_WORLD_SIZE ?? 1);
+      if (world > 1) {
+        throw new Error(
+          `othink train does not train data-parallel yet (WORLD_SIZE=${world}): every rank would run the same training; run one process (the launcher and the collectives are ready: othink _dist-selftest)`,
+        );
+      }
       const summary = await runTrain({
         config,
         preset: opts.preset,
@@ -109,6 +163,20 @@ export function buildProgram(): Command {
       // A run stopped by Ctrl-C exits like an interrupted command (130), a failed one with 1.
       process.exitCode = summary.status === 'stopped' ? 130 : summary.status === 'failed' ? 1 : 0;
     });
+  launcherOptions(train);
+
+  // Each rank of a launched job checks the communicator (the launcher's tests, a cluster's setup).
+  launcherOptions(
+    program
+      .command('_dist-selftest', { hidden: true })
+      .description('check the launcher and the collectives without training')
+      .option('--fail-rank <r>', 'this rank exits with code 3 before the all-reduce', int('--fail-rank'))
+      .option('--sleep-ms <ms>', 'wait this long after the checks', int('--sleep-ms'))
+      .option('--marker-dir <dir>', 'on SIGINT, each rank appends a line to <dir>/rank-<r>.txt'),
+  ).action(async (opts) => {
+    if (await launchIfAsked(opts, argv)) return;
+    await runDistSelftest({ failRank: opts.failRank, sleepMs: opts.sleepMs, markerDir: opts.markerDir });
+  });
 
   program
     .command('eval')
@@ -225,13 +293,20 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(argv).parseAsync(argv);
   } catch (e) {
     const err = e as Error;
     process.stderr.write(`\nerror: ${err.message}\n`);
     if (process.env.OTHINK_DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exitCode = err instanceof ConfigError ? 2 : 1;
   }
+}
+
+// A rank started by the launcher (run/launch.ts) stops when the launcher goes away (its IPC channel
+// closes: killed, or its terminal gone) instead of running on alone.
+if (process.env.OTHINK_LAUNCHED === '1' && process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }
 
 await main();

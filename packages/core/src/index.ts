@@ -1,3 +1,4 @@
+export * from './distributed/index.js';
 export * from './io/index.js';
 export * from './model/index.js';
 export * from './optim/index.js';
