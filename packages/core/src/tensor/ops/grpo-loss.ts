@@ -3,13 +3,27 @@
 // upstream gradient, scaled on the device (the upstream gradient is never read on the host). The
 // statistics trainers log come back as numbers: on CUDA they are reduced on the device and are the
 // only values copied back.
-import { type GrpoLossStats, type GrpoLossType, grpoLoss, type KlEstimator } from '@othink/native';
+import { type GrpoLossOptions, type GrpoLossStats, grpoLoss } from '@othink/native';
 import { isGradEnabled } from '../autograd.js';
 import { formatShape, record, saveAll, Tensor } from '../tensor.js';
 import { mul } from './arithmetic.js';
 import { checkInputs, sameShape } from './checks.js';
 
-export interface GrpoLossOpOptions {
+/** The kernel's tensor inputs and outputs; the op takes the inputs as tensors and owns the outputs. */
+type KernelBuffers =
+  | 'logprobs'
+  | 'oldLogprobs'
+  | 'refLogprobs'
+  | 'advantages'
+  | 'completionMask'
+  | 'withGrad'
+  | 'outGrad'
+  | 'withPerTokenLoss'
+  | 'outPerTokenLoss'
+  | 'outLoss';
+
+/** The kernel's options (documented in @othink/native's GrpoLossOptions) with tensor inputs. */
+export interface GrpoLossOpOptions extends Omit<GrpoLossOptions, KernelBuffers> {
   /** [S, T] log-probs at sampling time; default: the log-probs themselves (ratio 1). */
   oldLogprobs?: Tensor;
   /** [S, T] reference-model log-probs; required when `beta != 0` (reported in `meanKl` when given). */
@@ -18,27 +32,6 @@ export interface GrpoLossOpOptions {
   advantages: Tensor;
   /** [S, T] 1 up to and including the first EOS, else 0. */
   completionMask: Tensor;
-  /** KL weight (GRPO-D: the schedule's value at this step). */
-  beta: number;
-  /** Default 0.2. */
-  epsilonLow?: number;
-  /** Default `epsilonLow`. */
-  epsilonHigh?: number;
-  /** Default 'grpo': per-sequence token mean, then mean (the paper's Eq. 4). */
-  lossType?: GrpoLossType;
-  /** Default 'k3' (the paper's Eq. 5). */
-  klEstimator?: KlEstimator;
-  klClamp?: number;
-  /** dr_grpo divides by `S * maxCompletionLength` (default: T). */
-  maxCompletionLength?: number;
-  /** dapo divides by the tokens of the whole generation batch (default: this mask's sum). */
-  numItemsInBatch?: number;
-  /**
-   * Multiplies the loss and its gradient, e.g. a micro-batch's weight in the step (the gradient is
-   * scaled in float64 and rounded once, so it equals scaling the kernel's float32 gradient in JS).
-   * Default 1.
-   */
-  lossScale?: number;
 }
 
 export interface GrpoLossOpResult {
