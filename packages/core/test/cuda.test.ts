@@ -14,8 +14,10 @@
 // - AdamW: the CPU's formula term for term, float32; sqrt / division IEEE on both; FMA contraction
 //   may differ by an ulp of the terms: after three steps rtol 1e-6 plus atol 1e-9 (params) or
 //   1e-6 * max |m| (moments, which cancellation can make tiny).
+
+import * as native from '@othink/native';
 import { buildInfo, cuda, ops, Storage } from '@othink/native';
-import { expectClose, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import { describeGpu, expectClose, maxAbs, randomNormal, seededRandom } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   AdamW,
@@ -122,7 +124,7 @@ describe.skipIf(!cudaBuild || gpu)('a CUDA build without a usable GPU', () => {
   });
 });
 
-describe.skipIf(!gpu)('tensors on CUDA', () => {
+describeGpu(native, 'tensors on CUDA', () => {
   afterAll(() => emptyCache());
 
   it('to() round trips float32, int32 and bfloat16 tensors, views included', () => {
