@@ -220,6 +220,12 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
                                    gin, beta, C, gout, n, m * n, batch, cuda::tensor_stream());
     });
 #endif
+  if (bf16_in && bcast && !ta) {
+    // A shared B with an untransposed A: one tall product (as on CUDA), so B is widened once.
+    cpu::gemm_bf16(false, tb, batch * m, n, k, alpha, static_cast<const uint16_t*>(A), k,
+                   static_cast<const uint16_t*>(B), tb ? k : n, beta, C, n, bf16_out);
+    return info.Env().Undefined();
+  }
   const size_t c_elem = bf16_out ? 2 : 4;
   for (int64_t i = 0; i < batch; ++i) {
     void* Ci = static_cast<uint8_t*>(C) + static_cast<size_t>(i * m * n) * c_elem;

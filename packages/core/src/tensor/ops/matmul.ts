@@ -77,8 +77,10 @@ function gemm(
   }
   // k = 0 is the empty sum: zeros, allocated zeroed on the device (no host array copied over).
   const shape = [...batchShape, m, n];
-  const options = { device: a.device, dtype: outDtype };
-  const out = k === 0 ? Tensor.zeros(shape, options) : Tensor.empty(shape, options);
+  const out =
+    k === 0
+      ? Tensor.zeros(shape, { device: a.device, dtype: outDtype })
+      : Tensor.empty(shape, { device: a.device, dtype: outDtype });
   if (m > 0 && n > 0 && k > 0)
     matmulKernel({ a, b, out, m, n, k, batch, transA, transB, alpha: 1, beta: 0, broadcastB });
   return out;
