@@ -6,10 +6,12 @@
 
 #include "args.h"
 #include "bindings/device_dispatch.h"
+#include "bindings/float_dtype.h"
 #include "bindings/ops_registry.h"
 #include "cpu/copy.h"
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/reduce.h"
 #ifdef OTHINK_WITH_CUDA
 #include "cuda/copy.cuh"
@@ -179,30 +181,61 @@ OTHINK_REGISTER_OP("copy2d", Copy2d);
 
 // matmul({ a, b, out, m, n, k, batch = 1, transA, transB, alpha = 1, beta = 0, broadcastB = false })
 // out[i] = alpha * op(a[i]) @ op(b[i or 0]) + beta * out[i] for each of `batch` contiguous matrices.
+// a and b: both float32 (out float32), or both bfloat16 (out bfloat16 or float32); float32
+// accumulation always. bfloat16 on the CPU is the reference twin of cuBLAS's tensor-core path
+// (cpu/gemm_bf16.h: widened to float32, sgemm, the result rounded to bfloat16 once).
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Args a(info, "ops.matmul", Args::Devices::AnyDevice);
   const int64_t m = a.positive_int("m", 0, true), n = a.positive_int("n", 0, true), k = a.positive_int("k", 0, true);
   const int64_t batch = a.positive_int("batch", 1);
   const bool ta = a.flag("transA", false), tb = a.flag("transB", false), bcast = a.flag("broadcastB", false);
-  const float* A = a.f32_buffer("a", batch * m * k, std::to_string(batch) + " x " + (ta ? dims({k, m}) : dims({m, k})));
-  const float* B = a.f32_buffer("b", (bcast ? 1 : batch) * k * n, std::to_string(bcast ? 1 : batch) + " x " + (tb ? dims({n, k}) : dims({k, n})));
-  float* C = a.f32_buffer("out", batch * m * n, std::to_string(batch) + " x " + dims({m, n}));
+  const FloatDType in = float_dtype(a, "a"), b_type = float_dtype(a, "b"), out_type = float_dtype(a, "out");
+  if (b_type != in)
+    a.type_error(std::string("a is ") + dtype_name(in) + " but b is " + dtype_name(b_type) + ": give both in one dtype");
+  if (in == FloatDType::F32 && out_type == FloatDType::BF16)
+    a.type_error("out is bfloat16 but a and b are float32: a bfloat16 result needs bfloat16 inputs");
+  auto sized = [&](const char* name, FloatDType t, int64_t expected, const std::string& what) {
+    Args::Buffer buf = a.buffer(name, dtype_name(t));
+    if (buf.length != static_cast<size_t>(expected))
+      a.range_error(std::string(name) + " has " + std::to_string(buf.length) + " elements; expected " + std::to_string(expected) + " (" + what + ")");
+    return buf.data;
+  };
+  const void* A = sized("a", in, batch * m * k, std::to_string(batch) + " x " + (ta ? dims({k, m}) : dims({m, k})));
+  const void* B = sized("b", in, (bcast ? 1 : batch) * k * n, std::to_string(bcast ? 1 : batch) + " x " + (tb ? dims({n, k}) : dims({k, n})));
+  void* C = sized("out", out_type, batch * m * n, std::to_string(batch) + " x " + dims({m, n}));
   const float alpha = static_cast<float>(a.number("alpha", 1)), beta = static_cast<float>(a.number("beta", 0));
+  const bool bf16_in = in == FloatDType::BF16, bf16_out = out_type == FloatDType::BF16;
 #ifdef OTHINK_WITH_CUDA
-  // cuBLAS in true float32 (no TF32). A shared, untransposed-A product is one tall GEMM: the
-  // batch's [m, k] matrices are consecutive rows. Otherwise one strided-batched call (B stride 0
-  // when shared).
+  // cuBLAS in true float32 (no TF32) for float32; bfloat16 on the tensor cores, float32 compute.
+  // A shared, untransposed-A product is one tall GEMM: the batch's [m, k] matrices are consecutive
+  // rows. Otherwise one strided-batched call (B stride 0 when shared).
   if (a.device() == Device::Cuda)
     return run_cuda(a, [&] {
+      const cuda::GemmInput gin = bf16_in ? cuda::GemmInput::BF16 : cuda::GemmInput::F32;
+      const cuda::GemmOutput gout = bf16_out ? cuda::GemmOutput::BF16 : cuda::GemmOutput::F32;
       if (bcast && !ta && batch * m <= INT_MAX)
-        cuda::gemm(false, tb, batch * m, n, k, alpha, A, k, B, tb ? k : n, cuda::GemmInput::F32, beta, C, n, cuda::tensor_stream());
+        cuda::gemm(false, tb, batch * m, n, k, alpha, A, k, B, tb ? k : n, gin, beta, C, gout, n, cuda::tensor_stream());
       else
         cuda::gemm_strided_batched(ta, tb, m, n, k, alpha, A, ta ? m : k, m * k, B, tb ? k : n, bcast ? 0 : k * n,
-                                   cuda::GemmInput::F32, beta, C, n, m * n, batch, cuda::tensor_stream());
+                                   gin, beta, C, gout, n, m * n, batch, cuda::tensor_stream());
     });
 #endif
-  for (int64_t i = 0; i < batch; ++i)
-    cpu::sgemm(ta, tb, m, n, k, alpha, A + i * m * k, ta ? m : k, B + (bcast ? 0 : i * k * n), tb ? k : n, beta, C + i * m * n, n);
+  if (bf16_in && bcast && !ta) {
+    // A shared B with an untransposed A: one tall product (as on CUDA), so B is widened once.
+    cpu::gemm_bf16(false, tb, batch * m, n, k, alpha, static_cast<const uint16_t*>(A), k,
+                   static_cast<const uint16_t*>(B), tb ? k : n, beta, C, n, bf16_out);
+    return info.Env().Undefined();
+  }
+  const size_t c_elem = bf16_out ? 2 : 4;
+  for (int64_t i = 0; i < batch; ++i) {
+    void* Ci = static_cast<uint8_t*>(C) + static_cast<size_t>(i * m * n) * c_elem;
+    if (bf16_in)
+      cpu::gemm_bf16(ta, tb, m, n, k, alpha, static_cast<const uint16_t*>(A) + i * m * k, ta ? m : k,
+                     static_cast<const uint16_t*>(B) + (bcast ? 0 : i * k * n), tb ? k : n, beta, Ci, n, bf16_out);
+    else
+      cpu::sgemm(ta, tb, m, n, k, alpha, static_cast<const float*>(A) + i * m * k, ta ? m : k,
+                 static_cast<const float*>(B) + (bcast ? 0 : i * k * n), tb ? k : n, beta, static_cast<float*>(Ci), n);
+  }
   return info.Env().Undefined();
 }
 OTHINK_REGISTER_OP("matmul", Matmul);

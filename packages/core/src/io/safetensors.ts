@@ -1,9 +1,10 @@
 // safetensors: 8-byte little-endian header length, a JSON header ({ dtype, shape, data_offsets }
 // per tensor, optional __metadata__), then raw little-endian data. Reading streams each tensor into
 // native memory in chunks, so a multi-GB checkpoint never sits in JavaScript memory; F32, BF16 and
-// F16 become float32 tensors. Writing goes to a temporary file renamed into place (atomic).
+// F16 become float32 tensors, or bfloat16 ones on request (BF16 bits copied as they are). Writing goes to a temporary file renamed into place (atomic).
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { Device } from '../tensor/dtype.js';
+import type { FloatDType } from '../tensor/ops/cast.js';
 import { keep } from '../tensor/scope.js';
 import { formatShape, type Shape, Tensor } from '../tensor/tensor.js';
 
@@ -140,14 +141,29 @@ function halfToFloat(): Float32Array {
   return halfTable;
 }
 
-/** Reads one tensor into a new float32 tensor (F32, BF16 or F16 on disk), chunk by chunk. */
-export function readTensor(entry: SafetensorsEntry, options: { device?: Device } = {}): Tensor {
+export interface ReadTensorOptions {
+  device?: Device;
+  /**
+   * The tensor's dtype (default float32). 'bfloat16': BF16 on disk is copied bit for bit (raw
+   * bytes staged on the host a chunk at a time, no float32 detour); F32 and F16 are rounded to
+   * nearest even (F16 widens to float32 exactly first).
+   */
+  dtype?: FloatDType;
+}
+
+/** Reads one tensor into a new float32 (or bfloat16) tensor from F32, BF16 or F16, chunk by chunk. */
+export function readTensor(entry: SafetensorsEntry, options: ReadTensorOptions = {}): Tensor {
   if (!['F32', 'BF16', 'F16'].includes(entry.dtype)) {
     throw new Error(
       `${entry.file}: tensor "${entry.name}" is ${entry.dtype}; model weights must be F32, BF16 or F16`,
     );
   }
-  const tensor = Tensor.empty(entry.shape, { device: options.device });
+  const dtype = options.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'bfloat16')
+    throw new TypeError(
+      `readTensor: dtype must be 'float32' or 'bfloat16' (got ${JSON.stringify(dtype)}) for tensor "${entry.name}"`,
+    );
+  const tensor = Tensor.empty(entry.shape, { device: options.device, dtype });
   const fd = openSync(entry.file, 'r');
   try {
     const inBytes = ELEMENT_BYTES[entry.dtype];
@@ -160,8 +176,10 @@ export function readTensor(entry: SafetensorsEntry, options: { device?: Device }
         throw new Error(
           `${entry.file}: tensor "${entry.name}" is truncated (read ${got} of ${want} bytes at ${pos})`,
         );
-      let values: Float32Array;
-      if (entry.dtype === 'F32') {
+      let values: Float32Array | Uint16Array;
+      if (dtype === 'bfloat16' && entry.dtype === 'BF16') {
+        values = new Uint16Array(chunk.buffer, chunk.byteOffset, got / 2); // the bits as they are
+      } else if (entry.dtype === 'F32') {
         values = new Float32Array(chunk.buffer, chunk.byteOffset, got / 4);
       } else {
         const raw = new Uint16Array(chunk.buffer, chunk.byteOffset, got / 2);
@@ -174,6 +192,7 @@ export function readTensor(entry: SafetensorsEntry, options: { device?: Device }
           for (let i = 0; i < raw.length; i++) values[i] = table[raw[i]];
         }
       }
+      if (dtype === 'bfloat16' && values instanceof Float32Array) values = toBf16(values);
       tensor.storage.write(values, outOffset);
       outOffset += values.byteLength;
       pos += got;
@@ -189,7 +208,7 @@ export function readTensor(entry: SafetensorsEntry, options: { device?: Device }
   return keep(tensor);
 }
 
-/** float32 -> bfloat16 bits, round to nearest even, NaN kept NaN. */
+/** float32 -> bfloat16 bits, round to nearest even, NaN kept NaN (the native cast's formula). */
 function toBf16(values: Float32Array): Uint16Array {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const out = new Uint16Array(values.length);

@@ -6,6 +6,7 @@ export * from './memory.js';
 export { gelu, quickGelu, swiglu } from './ops/activation.js';
 export { accumulate, add, clone, mean, mul, scale, sub, sum, sumAll } from './ops/arithmetic.js';
 export { type AttentionOptions, attention } from './ops/attention.js';
+export { cast, type FloatDType } from './ops/cast.js';
 export { embedding } from './ops/embedding.js';
 export { type GrpoLossOpOptions, type GrpoLossOpResult, grpoLossOp } from './ops/grpo-loss.js';
 export { crossEntropy, type LogprobOptions, lmHeadLogprobs, logprobsFromLogits } from './ops/logprobs.js';
