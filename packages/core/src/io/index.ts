@@ -7,6 +7,7 @@ export {
 } from './checkpoint.js';
 export {
   readSafetensorsHeader,
+  type ReadTensorOptions,
   readTensor,
   type SafetensorsEntry,
   type SafetensorsHeader,
