@@ -6,8 +6,8 @@ export {
   saveCheckpointTensors,
 } from './checkpoint.js';
 export {
-  readSafetensorsHeader,
   type ReadTensorOptions,
+  readSafetensorsHeader,
   readTensor,
   type SafetensorsEntry,
   type SafetensorsHeader,
