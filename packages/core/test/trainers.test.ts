@@ -11,71 +11,11 @@ import {
   SFTTrainer,
   type SftConfig,
   type StepMetrics,
-  type TrainDataAdapter,
 } from '../src/index.js';
+import { data, type Sample, samples } from './train-helpers.js';
 
-// A text-only task on the tiny fixture model (ids 0..495 are text, 496 pad, 497/498 im_start/end):
-// the "answer" to a prompt is its last id repeated. Enough to exercise the trainers' mechanics.
-interface Sample {
-  prompt: number[];
-  answer: number[];
-}
-const PAD = 496;
-const END = 498;
-const samples: Sample[] = Array.from({ length: 12 }, (_, i) => {
-  const prompt = [497, ...Array.from({ length: 3 + (i % 4) }, (_, j) => (i * 37 + j * 11) % 400)];
-  return { prompt, answer: [prompt.at(-1)!, prompt.at(-1)!, END] };
-});
-
-const data: TrainDataAdapter<Sample> = {
-  encodePrompts(batch) {
-    const s = Math.max(...batch.map((x) => x.prompt.length));
-    const inputIds = new Int32Array(batch.length * s).fill(PAD);
-    const attentionMask = new Int32Array(batch.length * s);
-    batch.forEach((x, b) => {
-      inputIds.set(x.prompt, b * s + s - x.prompt.length);
-      attentionMask.fill(1, b * s + s - x.prompt.length, (b + 1) * s);
-    });
-    return {
-      batchSize: batch.length,
-      seqLen: s,
-      inputIds,
-      attentionMask,
-      pixelValues: new Float32Array(0),
-      patchDim: 0,
-      imageGridThw: new Int32Array(0),
-      imagesPerRow: new Int32Array(batch.length),
-    };
-  },
-  encodeSft(batch) {
-    const s = Math.max(...batch.map((x) => x.prompt.length + x.answer.length));
-    const inputIds = new Int32Array(batch.length * s).fill(PAD);
-    const attentionMask = new Int32Array(batch.length * s);
-    const labels = new Int32Array(batch.length * s).fill(-100);
-    batch.forEach((x, b) => {
-      const row = [...x.prompt, ...x.answer];
-      inputIds.set(row, b * s);
-      attentionMask.fill(1, b * s, b * s + row.length);
-      labels.set(x.answer, b * s + x.prompt.length);
-    });
-    return {
-      batchSize: batch.length,
-      seqLen: s,
-      inputIds,
-      attentionMask,
-      labels,
-      pixelValues: new Float32Array(0),
-      patchDim: 0,
-      imageGridThw: new Int32Array(0),
-      imagesPerRow: new Int32Array(batch.length),
-    };
-  },
-  decode: (ids) => Array.from(ids).join(' '),
-  promptText: (x) => x.prompt.join(' '),
-  stopTokenIds: [END],
-  padTokenId: PAD,
-};
-
+// The toy task on the tiny fixture model (train-helpers.ts): the answer to a prompt is its last id
+// repeated. Enough to exercise the trainers' mechanics.
 const modelDir = dirname(fixturePath('qwen2vl-tiny/model.safetensors'));
 const dirs: string[] = [];
 afterAll(() => {

@@ -5,6 +5,7 @@ export {
   firstSlurmHost,
   resolveDistributedEnv,
 } from './env.js';
+export { allGatherJson } from './gather.js';
 export {
   type AllReduceGradientsOptions,
   allReduceGradients,

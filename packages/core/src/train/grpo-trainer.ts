@@ -1,9 +1,14 @@
 // GRPO and GRPO-D (OThink-MR1): sample G completions per prompt, score them with the reward
 // functions, group-normalise the rewards into advantages, and minimise the fused clipped loss with
 // a KL penalty whose weight follows the configured schedule (paper Eq. 3-5; TRL GRPOTrainer).
+// Data-parallel: promptsPerStep counts the prompts of a step over all ranks; each rank generates
+// whole groups for its contiguous share of them, seeded per completion, so the completions and the
+// update do not depend on the world size.
 import { groupAdvantages } from '@othink/native';
+import { allGatherJson } from '../distributed/gather.js';
 import { generate } from '../model/generate.js';
 import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
+import { completionSeed } from '../model/sampling.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { grpoLossOp } from '../tensor/ops/grpo-loss.js';
 import { narrow } from '../tensor/ops/shape.js';
@@ -12,7 +17,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { modelInputs, selectRows } from './batch.js';
 import { KlController, type KlControllerState } from './kl-controller.js';
 import { Trainer, type TrainerOptions } from './trainer.js';
-import type { GrpoConfig, PromptBatchLike, RewardScorer, StepValues } from './types.js';
+import type { CompletionRecord, GrpoConfig, PromptBatchLike, RewardScorer, StepValues } from './types.js';
 
 /** One generation batch, reused for numIterations optimizer steps. */
 interface Rollout {
@@ -44,10 +49,18 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
   constructor(private readonly grpo: GrpoTrainerOptions<S>) {
     super(grpo);
     const c = grpo.config;
-    const completions = c.promptsPerStep * c.numGenerations;
+    const w = this.group.worldSize;
+    if (c.promptsPerStep % w !== 0) {
+      throw new RangeError(
+        `promptsPerStep ${c.promptsPerStep} must be a multiple of the world size ${w} (it counts the prompts of a step over all ranks, each rank generating whole groups)`,
+      );
+    }
+    const completions = this.localPrompts * c.numGenerations;
     if (completions % c.perDeviceTrainBatchSize !== 0) {
       throw new RangeError(
-        `perDeviceTrainBatchSize ${c.perDeviceTrainBatchSize} must divide the ${completions} completions of a step (promptsPerStep ${c.promptsPerStep} x numGenerations ${c.numGenerations})`,
+        w === 1
+          ? `perDeviceTrainBatchSize ${c.perDeviceTrainBatchSize} must divide the ${completions} completions of a step (promptsPerStep ${c.promptsPerStep} x numGenerations ${c.numGenerations})`
+          : `perDeviceTrainBatchSize ${c.perDeviceTrainBatchSize} must divide the ${completions} completions of a step on each rank (promptsPerStep ${c.promptsPerStep} / world size ${w} x numGenerations ${c.numGenerations})`,
       );
     }
     if (c.numGenerations < 2)
@@ -56,6 +69,15 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
       );
     this.kl = new KlController(c.beta);
     this.ref = this.kl.isAlwaysZero() ? null : grpo.model.copy();
+  }
+
+  /** Prompts of a step on this rank. */
+  private get localPrompts(): number {
+    return this.config.promptsPerStep / this.group.worldSize;
+  }
+
+  protected override replicatedTensors() {
+    return this.ref?.parameters() ?? [];
   }
 
   protected override extraState(): Record<string, unknown> {
@@ -94,7 +116,7 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
   }
 
   private microBatches(): number[][] {
-    const total = this.config.promptsPerStep * this.config.numGenerations;
+    const total = this.localPrompts * this.config.numGenerations;
     const size = this.config.perDeviceTrainBatchSize;
     return Array.from({ length: total / size }, (_, k) =>
       Array.from({ length: size }, (_, i) => k * size + i),
@@ -104,7 +126,10 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
   private async generateRollout(step: number): Promise<Rollout> {
     const c = this.config;
     const g = c.numGenerations;
-    const samples = this.samples(this.order.take(c.promptsPerStep));
+    // Every rank draws the step's global prompts and keeps its contiguous share (whole groups).
+    const first = this.group.rank * this.localPrompts;
+    const rows = this.localPrompts * g;
+    const samples = this.samples(this.order.take(c.promptsPerStep).slice(first, first + this.localPrompts));
     const prompts = this.options.data.encodePrompts(samples);
     const repeated = selectRows(
       prompts,
@@ -119,10 +144,13 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
         maxNewTokens: c.maxCompletionLength,
         stopTokenIds: this.options.data.stopTokenIds,
         padTokenId: this.options.data.padTokenId,
-        seed: Math.floor(this.rand.next() * 2 ** 32),
+        // One seed per completion from (run seed, step, global prompt index, generation index):
+        // a completion does not depend on which rank generates it nor on the rows batched with it.
+        seeds: samples.flatMap((_, p) =>
+          Array.from({ length: g }, (_, j) => completionSeed(c.seed, step, first + p, j)),
+        ),
       }),
     );
-    const rows = repeated.batchSize;
     const n = gen.length;
     const texts: string[] = [];
     for (let r = 0; r < rows; r++) {
@@ -132,13 +160,44 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     }
     const rowSamples = samples.flatMap((s) => new Array<S>(g).fill(s));
     const scored = await this.grpo.rewards(texts, rowSamples);
+    const rewards = Float32Array.from(scored.total);
+    if (c.scaleRewards === 'batch') {
+      const bad = rewards.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0)
+        throw new RangeError(`reward of completion ${bad} is ${rewards[bad]}: rewards must be finite`);
+    }
+    // Groups are whole on a rank: their means and stds are local. The batch std of
+    // scaleRewards 'batch' is over the global batch (below).
     const { advantages: adv, groupStds: stds } = groupAdvantages({
-      rewards: Float32Array.from(scored.total),
+      rewards,
       groupSize: g,
-      scale: c.scaleRewards,
+      scale: c.scaleRewards === 'batch' ? 'none' : c.scaleRewards,
+      // 'batch': the float64 group means of the kernel's batch path (its fast 'none' path sums in
+      // float32), so one process gets exactly what the kernel's 'batch' gives; non-finite rewards
+      // are refused just above.
+      nonFinite: c.scaleRewards === 'batch' ? 'ignore' : 'error',
     });
     // No `out` / `outGroupStds` given: new Float32Arrays.
     const advantages = adv as Float32Array;
+    if (c.scaleRewards === 'batch') {
+      // The kernel's batch scaling, (r - group mean) / (std + 1e-4) with the unbiased std of all
+      // rewards, with the global std: two passes in float64 (sum, then squared deviations), each
+      // summed over the ranks.
+      const sum = this.group.allReduce(
+        Float64Array.of(
+          rewards.reduce((a, x) => a + x, 0),
+          rows,
+        ),
+        'sum',
+      );
+      const mean = sum[0] / sum[1];
+      const ss = this.group.allReduce(
+        Float64Array.of(rewards.reduce((a, x) => a + (x - mean) * (x - mean), 0)),
+        'sum',
+      );
+      const inv = Math.fround(1 / (Math.sqrt(ss[0] / (sum[1] - 1)) + Math.fround(1e-4)));
+      for (let i = 0; i < advantages.length; i++) advantages[i] = Math.fround(advantages[i] * inv);
+    }
     const groupStds = stds as Float32Array;
     // Full sequences: prompt columns then completion columns; the completion mask extends the prompt's.
     const s = repeated.seqLen;
@@ -173,16 +232,17 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     };
     if (c.numIterations > 1) rollout.oldLogprobs = collect(this.model);
     if (this.ref) rollout.refLogprobs = collect(this.ref);
-    await this.options.callbacks?.onCompletions?.(
-      texts.map((completion, r) => ({
-        step: step + 1,
-        prompt: this.options.data.promptText(rowSamples[r]),
-        completion,
-        reward: scored.total[r],
-        rewards: Object.fromEntries(Object.entries(scored.perFunction).map(([k, v]) => [k, v[r]])),
-        advantage: advantages[r],
-      })),
-    );
+    const records: CompletionRecord[] = texts.map((completion, r) => ({
+      step: step + 1,
+      prompt: this.options.data.promptText(rowSamples[r]),
+      completion,
+      reward: scored.total[r],
+      rewards: Object.fromEntries(Object.entries(scored.perFunction).map(([k, v]) => [k, v[r]])),
+      advantage: advantages[r],
+    }));
+    // Rank 0 reports the whole step's completions, in global prompt order.
+    const all = allGatherJson(this.group, records);
+    if (this.group.isMain) await this.options.callbacks?.onCompletions?.(all.flat());
     return rollout;
   }
 
@@ -194,7 +254,13 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     const n = r.completionLength;
     const beta = this.kl.betaAt(step, c.maxSteps);
     const micro = this.microBatches();
-    const tokensInBatch = r.completionMask.reduce((a, x) => a + x, 0);
+    const w = this.group.worldSize;
+    // dapo divides by the completion tokens of the global batch (TRL: num_items_in_batch summed
+    // over the processes).
+    const tokensInBatch = this.group.allReduce(
+      Float64Array.of(r.completionMask.reduce((a, x) => a + x, 0)),
+      'sum',
+    )[0];
     let loss = 0;
     let kl = 0;
     let low = 0;
@@ -209,8 +275,11 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
           });
         const tokens = (a: Float32Array | undefined) => a && rowsOf(a, n, lp.shape);
         // grpo / bnpo / dr_grpo average inside a micro-batch: micro-batches are averaged here too
-        // (dapo already divides by the tokens of the whole batch).
-        const weight = c.lossType === 'dapo' ? 1 : 1 / micro.length;
+        // (dapo already divides by the tokens of the whole batch). Every rank holds as many
+        // micro-batches, so the average of the ranks' gradients is the average over all of them.
+        // dapo's sum over the global tokens is W times the ranks' mean: x W (TRL divides
+        // num_items_in_batch by the number of processes).
+        const weight = c.lossType === 'dapo' ? w : 1 / micro.length;
         const out = grpoLossOp(lp, {
           // Without sampling-time log-probs the ratio is 1: the kernel's default is exactly that.
           oldLogprobs: tokens(r.oldLogprobs),
@@ -234,22 +303,29 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
       low += stats.clipRatioLow / micro.length;
       high += stats.clipRatioHigh / micro.length;
     }
-    this.kl.update(kl, micro.length * c.perDeviceTrainBatchSize);
     const seconds = (performance.now() - start) / 1000;
-    return {
-      phase: 'grpo',
-      loss,
-      reward: r.rewardMean,
-      reward_std: r.rewardStd,
-      ...Object.fromEntries(Object.entries(r.perFunction).map(([k, v]) => [`rewards/${k}/mean`, v])),
-      kl,
-      beta,
-      clip_ratio: low + high,
-      'clip_ratio/low': low,
-      'clip_ratio/high': high,
-      completion_length: r.meanLength,
-      tokens_per_second: r.full.attentionMask.reduce((a, x) => a + x, 0) / seconds,
-    };
+    // Every number is a mean over equal shares (rows, groups, micro-batches) of the ranks, so the
+    // mean over the ranks is the global one (dapo's loss parts are scaled by W above); throughputs add.
+    const values = this.globalValues(
+      {
+        phase: 'grpo',
+        loss,
+        reward: r.rewardMean,
+        reward_std: r.rewardStd,
+        ...Object.fromEntries(Object.entries(r.perFunction).map(([k, v]) => [`rewards/${k}/mean`, v])),
+        kl,
+        beta,
+        clip_ratio: low + high,
+        'clip_ratio/low': low,
+        'clip_ratio/high': high,
+        completion_length: r.meanLength,
+        tokens_per_second: r.full.attentionMask.reduce((a, x) => a + x, 0) / seconds,
+      },
+      ['tokens_per_second'],
+    );
+    // The controller sees the global KL and completions, so it stays the same on every rank.
+    this.kl.update(values.kl as number, c.promptsPerStep * c.numGenerations);
+    return values;
   }
 
   override dispose(): void {

@@ -1,0 +1,142 @@
+// What the trainer tests share: a toy data adapter on the tiny fixture model, its reward, and a
+// run of either trainer that returns what the tests compare (step metrics, completions, weights).
+import { dirname } from 'node:path';
+import { fixturePath } from '@othink/testing';
+import {
+  type CheckpointOptions,
+  type CompletionRecord,
+  GRPOTrainer,
+  type GrpoConfig,
+  type ProcessGroup,
+  Qwen2VLForConditionalGeneration,
+  SFTTrainer,
+  type SftConfig,
+  type StepMetrics,
+  type TrainDataAdapter,
+  type TrainResult,
+} from '../src/index.js';
+
+// A text-only task on the tiny fixture model (ids 0..495 are text, 496 pad, 497/498 im_start/end):
+// the "answer" to a prompt is its last id repeated. Enough to exercise the trainers' mechanics.
+export interface Sample {
+  prompt: number[];
+  answer: number[];
+}
+const PAD = 496;
+const END = 498;
+export const samples: Sample[] = Array.from({ length: 12 }, (_, i) => {
+  const prompt = [497, ...Array.from({ length: 3 + (i % 4) }, (_, j) => (i * 37 + j * 11) % 400)];
+  return { prompt, answer: [prompt.at(-1)!, prompt.at(-1)!, END] };
+});
+
+export const data: TrainDataAdapter<Sample> = {
+  encodePrompts(batch) {
+    const s = Math.max(...batch.map((x) => x.prompt.length));
+    const inputIds = new Int32Array(batch.length * s).fill(PAD);
+    const attentionMask = new Int32Array(batch.length * s);
+    batch.forEach((x, b) => {
+      inputIds.set(x.prompt, b * s + s - x.prompt.length);
+      attentionMask.fill(1, b * s + s - x.prompt.length, (b + 1) * s);
+    });
+    return {
+      batchSize: batch.length,
+      seqLen: s,
+      inputIds,
+      attentionMask,
+      pixelValues: new Float32Array(0),
+      patchDim: 0,
+      imageGridThw: new Int32Array(0),
+      imagesPerRow: new Int32Array(batch.length),
+    };
+  },
+  encodeSft(batch) {
+    const s = Math.max(...batch.map((x) => x.prompt.length + x.answer.length));
+    const inputIds = new Int32Array(batch.length * s).fill(PAD);
+    const attentionMask = new Int32Array(batch.length * s);
+    const labels = new Int32Array(batch.length * s).fill(-100);
+    batch.forEach((x, b) => {
+      const row = [...x.prompt, ...x.answer];
+      inputIds.set(row, b * s);
+      attentionMask.fill(1, b * s, b * s + row.length);
+      labels.set(x.answer, b * s + x.prompt.length);
+    });
+    return {
+      batchSize: batch.length,
+      seqLen: s,
+      inputIds,
+      attentionMask,
+      labels,
+      pixelValues: new Float32Array(0),
+      patchDim: 0,
+      imageGridThw: new Int32Array(0),
+      imagesPerRow: new Int32Array(batch.length),
+    };
+  },
+  decode: (ids) => Array.from(ids).join(' '),
+  promptText: (x) => x.prompt.join(' '),
+  stopTokenIds: [END],
+  padTokenId: PAD,
+};
+
+/**
+ * Reward: the share of completion tokens with an even id. The tiny model's random completions
+ * score unequally within a group (unlike a task it cannot yet solve, where every reward is 0 and
+ * every advantage too), so GRPO's update is not zero.
+ */
+export async function evenIdReward(completions: string[], _batch: Sample[]) {
+  const total = completions.map((c) => {
+    const ids = c.split(' ').filter((t) => t !== '');
+    return ids.filter((t) => Number(t) % 2 === 0).length / Math.max(ids.length, 1);
+  });
+  return { total, perFunction: { even: total } };
+}
+
+export const tinyModelDir = dirname(fixturePath('qwen2vl-tiny/model.safetensors'));
+
+export type ToyRunSpec =
+  | { kind: 'sft'; config: SftConfig; checkpoint?: CheckpointOptions }
+  | { kind: 'grpo'; config: GrpoConfig; checkpoint?: CheckpointOptions };
+
+export interface ToyRun {
+  result: TrainResult;
+  steps: StepMetrics[];
+  completions: CompletionRecord[];
+  /** Every trained parameter after the run, concatenated in the model's order. */
+  weights: Float32Array;
+}
+
+/** One training run of the toy task on a fresh tiny model, as one rank of `group` (default: alone). */
+export async function runToy(spec: ToyRunSpec, group?: ProcessGroup): Promise<ToyRun> {
+  const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
+  const steps: StepMetrics[] = [];
+  const completions: CompletionRecord[] = [];
+  const common = {
+    model,
+    data,
+    train: samples,
+    group,
+    checkpoint: spec.checkpoint,
+    callbacks: {
+      onStep: (m: StepMetrics) => void steps.push(m),
+      onCompletions: (r: CompletionRecord[]) => void completions.push(...r),
+    },
+  };
+  const trainer =
+    spec.kind === 'sft'
+      ? new SFTTrainer({ ...common, config: spec.config })
+      : new GRPOTrainer({ ...common, config: spec.config, rewards: evenIdReward });
+  try {
+    const result = await trainer.train();
+    const params = model.parameters();
+    const weights = new Float32Array(params.reduce((n, p) => n + p.size, 0));
+    let offset = 0;
+    for (const p of params) {
+      weights.set(p.toFloat32Array(), offset);
+      offset += p.size;
+    }
+    return { result, steps, completions, weights };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
