@@ -5,6 +5,7 @@ import { fixturePath } from '@othink/testing';
 import {
   type CheckpointOptions,
   type CompletionRecord,
+  type Device,
   GRPOTrainer,
   type GrpoConfig,
   type ProcessGroup,
@@ -93,9 +94,13 @@ export async function evenIdReward(completions: string[], _batch: Sample[]) {
 
 export const tinyModelDir = dirname(fixturePath('qwen2vl-tiny/model.safetensors'));
 
-export type ToyRunSpec =
+export type ToyRunSpec = (
   | { kind: 'sft'; config: SftConfig; checkpoint?: CheckpointOptions }
-  | { kind: 'grpo'; config: GrpoConfig; checkpoint?: CheckpointOptions };
+  | { kind: 'grpo'; config: GrpoConfig; checkpoint?: CheckpointOptions }
+) & {
+  /** Where the model trains (default the CPU). */
+  device?: Device;
+};
 
 export interface ToyRun {
   result: TrainResult;
@@ -107,7 +112,7 @@ export interface ToyRun {
 
 /** One training run of the toy task on a fresh tiny model, as one rank of `group` (default: alone). */
 export async function runToy(spec: ToyRunSpec, group?: ProcessGroup): Promise<ToyRun> {
-  const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
+  const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir, { device: spec.device });
   const steps: StepMetrics[] = [];
   const completions: CompletionRecord[] = [];
   const common = {
