@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { expectClose, fixturePath } from '@othink/testing';
+import { expectClose, fixturePath, specialTokens } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   GRPOTrainer,
@@ -14,16 +14,21 @@ import {
   type TrainDataAdapter,
 } from '../src/index.js';
 
-// A text-only task on the tiny fixture model (ids 0..495 are text, 496 pad, 497/498 im_start/end):
-// the "answer" to a prompt is its last id repeated. Enough to exercise the trainers' mechanics.
+// A text-only task on the tiny fixture model (text ids, pad and <|im_start|> / <|im_end|> from the
+// set's special_tokens.json): the "answer" to a prompt is its last id repeated. Enough to exercise
+// the trainers' mechanics.
 interface Sample {
   prompt: number[];
   answer: number[];
 }
-const PAD = 496;
-const END = 498;
+const tokens = specialTokens();
+const PAD = tokens.pad;
+const END = tokens.imEnd;
 const samples: Sample[] = Array.from({ length: 12 }, (_, i) => {
-  const prompt = [497, ...Array.from({ length: 3 + (i % 4) }, (_, j) => (i * 37 + j * 11) % 400)];
+  const prompt = [
+    tokens.imStart,
+    ...Array.from({ length: 3 + (i % 4) }, (_, j) => tokens.textIds[(i * 37 + j * 11) % 400]),
+  ];
   return { prompt, answer: [prompt.at(-1)!, prompt.at(-1)!, END] };
 });
 
