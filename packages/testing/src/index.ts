@@ -1,4 +1,5 @@
 export * from './compare.js';
+export * from './derive.js';
 export * from './finite-difference.js';
 export * from './fixture-set.js';
 export * from './fixtures.js';
