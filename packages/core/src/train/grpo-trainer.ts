@@ -2,8 +2,8 @@
 // functions, group-normalise the rewards into advantages, and minimise the fused clipped loss with
 // a KL penalty whose weight follows the configured schedule (paper Eq. 3-5; TRL GRPOTrainer).
 import { groupAdvantages } from '@othink/native';
-import { generate } from '../model/generate.js';
-import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
+import { type GenerationConfig, type GenerationOutput, generate } from '../model/generate.js';
+import type { Qwen2VLForConditionalGeneration, Qwen2VLInputs } from '../model/qwen2vl.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { grpoLossOp } from '../tensor/ops/grpo-loss.js';
 import { narrow } from '../tensor/ops/shape.js';
@@ -101,6 +101,17 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     );
   }
 
+  /**
+   * Samples the completions of a rollout from the policy (`inputs` holds each prompt G times). A
+   * seam for tests that replay a given rollout through the trainer's own wiring (fixtures/grpo-step).
+   */
+  protected sampleCompletions(
+    inputs: Qwen2VLInputs,
+    options: GenerationConfig,
+  ): Pick<GenerationOutput, 'completionIds' | 'completionMask' | 'length'> {
+    return generate(this.model, inputs, options);
+  }
+
   private async generateRollout(step: number): Promise<Rollout> {
     const c = this.config;
     const g = c.numGenerations;
@@ -111,7 +122,7 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
       samples.flatMap((_, b) => new Array<number>(g).fill(b)),
     );
     const gen = tidy(() =>
-      generate(this.model, modelInputs(repeated), {
+      this.sampleCompletions(modelInputs(repeated), {
         doSample: true,
         temperature: c.temperature,
         topK: c.topK,
