@@ -15,6 +15,7 @@ import {
   fixtureCases,
   fixturesDir,
   GENERATION_CASE_FILTER,
+  isPublicFixtureSet,
   specialTokens,
   tinyConfig,
 } from '@othink/testing';
@@ -23,7 +24,9 @@ import { generate, Qwen2VLForConditionalGeneration, Tensor, tidy } from '../src/
 import { checkForward, MOST_IMAGES_CASE } from './qwen2vl-fixture.js';
 
 const root = mkdtempSync(join(tmpdir(), 'othink-derived-'));
-deriveFixtureSet(fixturesDir(), root, { areas: ['qwen2vl-tiny'] });
+// Another seed than the script's default, so that the set differs from the one in use even when
+// OTHINK_FIXTURES points at a set the script derived.
+deriveFixtureSet(fixturesDir(), root, { areas: ['qwen2vl-tiny'], seed: 1616 });
 const derived = join(root, 'qwen2vl-tiny');
 const model = Qwen2VLForConditionalGeneration.fromPretrained(derived);
 afterAll(() => {
@@ -36,9 +39,12 @@ describe('a derived fixture set (renamed cases, permuted vocabulary)', () => {
     expect(fixtureAreaDigest(derived)).not.toBe(fixtureAreaDigest('qwen2vl-tiny'));
     const ours = specialTokens(derived);
     const theirs = specialTokens();
-    expect(ours.imagePad).not.toBe(theirs.imagePad);
+    // A random permutation may leave a given token in place, not all of them.
+    expect(Object.keys(ours.ids).filter((k) => ours.ids[k] !== theirs.ids[k]).length).toBeGreaterThan(0);
     expect(tinyConfig(derived).image_token_id).toBe(ours.imagePad);
-    expect(fixtureCases(derived).filter((c) => fixtureCases('qwen2vl-tiny').includes(c))).toEqual([]);
+    // Deriving from the public set renames every case (a derived set's names may come back).
+    if (isPublicFixtureSet('qwen2vl-tiny'))
+      expect(fixtureCases(derived).filter((c) => fixtureCases('qwen2vl-tiny').includes(c))).toEqual([]);
   });
 
   it('the model reproduces the forward of its case with the most images (positions, every layer, logits, loss)', () => {

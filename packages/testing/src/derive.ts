@@ -66,7 +66,10 @@ function tinyPermutation(
   unused: number[],
   rand: () => number,
 ) {
-  const order = [...shuffle(Object.values(special), rand), ...unused, ...shuffle(text, rand)];
+  // Shuffle the ids in ascending order (not the names' order): with the names' order, deriving
+  // again from a derived set with the same seed would undo the specials' shuffle.
+  const specials = Object.values(special).sort((x, y) => x - y);
+  const order = [...shuffle(specials, rand), ...unused, ...shuffle(text, rand)];
   const perm = new Int32Array(order.length);
   order.forEach((old, fresh) => {
     perm[old] = fresh;
