@@ -3,6 +3,7 @@ import {
   expectScalarClose,
   Fixture,
   finiteDifference,
+  fixtureCases,
   maxAbs,
   randomNormal,
   seededRandom,
@@ -16,7 +17,9 @@ import {
   tokenLogprobsBackward,
 } from '../index.js';
 
-const CASES = ['case-g4x2-v1000', 'case-g4-v32000', 'case-g8-beta0'];
+const CASES = fixtureCases('grpo');
+// A case with every loss type's d loss / d logits stored (the public set's case-g4x2-v1000).
+const [FULL_CASE] = fixtureCases('grpo', { with: ['grad_logits.bnpo', 'grad_logits.dr_grpo'] });
 const FIXTURE_TYPES: GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo'];
 
 function loadCase(name: string) {
@@ -106,7 +109,7 @@ describe('grpoLoss vs the grpo fixtures', () => {
   }
 
   it('dapo divides by the tokens of the whole generation batch', () => {
-    const { f, common } = loadCase('case-g4x2-v1000');
+    const { f, common } = loadCase(FULL_CASE);
     // In one micro-batch with the default normaliser DAPO is BNPO.
     expectScalarClose(
       grpoLoss({ ...common, lossType: 'dapo' }).loss,
@@ -126,7 +129,7 @@ describe('grpoLoss vs the grpo fixtures', () => {
   });
 
   it('dr_grpo divides by S * maxCompletionLength', () => {
-    const { f, common } = loadCase('case-g4x2-v1000');
+    const { f, common } = loadCase(FULL_CASE);
     const [, t] = f.shape('completion_mask');
     const out = grpoLoss({ ...common, lossType: 'dr_grpo', maxCompletionLength: 4 * t });
     expectScalarClose(out.loss, f.scalar('loss.dr_grpo') / 4, { rtol: 1e-5 }, 'dr_grpo with max length 4T');

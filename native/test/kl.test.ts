@@ -1,4 +1,12 @@
-import { expectClose, Fixture, finiteDifference, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import {
+  expectClose,
+  Fixture,
+  finiteDifference,
+  fixtureCases,
+  maxAbs,
+  randomNormal,
+  seededRandom,
+} from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import { type KlEstimator, klPenalty } from '../index.js';
 
@@ -10,7 +18,7 @@ const definitions: Record<KlEstimator, (d: number) => number> = {
 };
 
 describe('klPenalty', () => {
-  for (const name of ['case-g4x2-v1000', 'case-g4-v32000', 'case-g8-beta0']) {
+  for (const name of fixtureCases('grpo')) {
     it(`${name}: k3 matches the fixture's per-token KL`, () => {
       const f = new Fixture(`grpo/${name}.safetensors`);
       const out = klPenalty({ logprobs: f.f32('per_token_logps'), refLogprobs: f.f32('ref_logprobs') });

@@ -1,9 +1,17 @@
-import { expectClose, Fixture, finiteDifference, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import {
+  expectClose,
+  Fixture,
+  finiteDifference,
+  fixtureCases,
+  maxAbs,
+  randomNormal,
+  seededRandom,
+} from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import { tokenLogprobs, tokenLogprobsBackward } from '../index.js';
 import { logprobsF64 } from './reference.js';
 
-const CASES = ['case-g4x2-v1000', 'case-g4-v32000', 'case-g8-beta0'];
+const CASES = fixtureCases('grpo');
 
 describe('tokenLogprobs vs the grpo fixtures', () => {
   for (const name of CASES) {

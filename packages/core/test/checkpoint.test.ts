@@ -4,7 +4,7 @@
 // activation, no leaks, and the edge cases (noGrad, outputs that do not depend on the inputs,
 // blocks that misuse their closure, retainGraph, nesting).
 import { dirname } from 'node:path';
-import { Fixture, fixturePath } from '@othink/testing';
+import { Fixture, fixtureCases, fixturePath } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   add,
@@ -23,6 +23,7 @@ import {
   Tensor,
   tidy,
 } from '../src/index.js';
+import { MOST_IMAGES_CASE } from './qwen2vl-fixture.js';
 
 /** Deterministic values in [-0.1, 0.1) without an RNG (the same every run). */
 function values(n: number, seed: number): number[] {
@@ -374,7 +375,7 @@ describe('checkpoint: the tiny Qwen2-VL (fixtures/qwen2vl-tiny)', () => {
   }
 
   it('one decoder layer: input and parameter gradients bitwise equal', () => {
-    const f = new Fixture('qwen2vl-tiny/case-batch.safetensors');
+    const f = new Fixture(`qwen2vl-tiny/${MOST_IMAGES_CASE}.safetensors`);
     const inputs = inputsOf(f);
     const layerParams = model.namedParameters().filter(([n]) => n.startsWith('model.layers.0.'));
     expect(layerParams.length).toBe(12);
@@ -404,7 +405,8 @@ describe('checkpoint: the tiny Qwen2-VL (fixtures/qwen2vl-tiny)', () => {
     for (const t of [embeds, h, probe]) t.dispose();
   });
 
-  for (const name of ['case-single', 'case-batch']) {
+  // The cases with images and parameter gradients (public set: case-single, case-batch).
+  for (const name of fixtureCases('qwen2vl-tiny', { with: ['grad.', 'pixel_values'] })) {
     it(`${name}: gradientCheckpointing gives the same loss and every parameter's gradient bit for bit`, () => {
       const f = new Fixture(`qwen2vl-tiny/${name}.safetensors`);
       const inputs = inputsOf(f);

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { fixturePath } from '@othink/testing';
+import { tinyConfig } from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import { parseQwen2VLConfig } from '../src/model/config.js';
 
-const tiny = JSON.parse(readFileSync(fixturePath('qwen2vl-tiny/config.json'), 'utf8'));
+const tiny = tinyConfig();
 
 /** Qwen2-VL-2B-Instruct's config.json as on the hub (qwen2vl-spec.md section 1). */
 const qwen2vl2b = {
@@ -42,26 +41,28 @@ const qwen2vl2b = {
 describe('Qwen2-VL config', () => {
   it('reads the tiny fixture config (flat hub layout)', () => {
     const c = parseQwen2VLConfig(tiny);
+    // Every field from its hub name in the fixture's config.json (whatever set is in use).
     expect(c.text).toMatchObject({
-      vocabSize: 512,
-      hiddenSize: 64,
-      numHiddenLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      mropeSection: [2, 3, 3],
-      tieWordEmbeddings: true,
-      ropeTheta: 1e6,
+      vocabSize: tiny.vocab_size,
+      hiddenSize: tiny.hidden_size,
+      numHiddenLayers: tiny.num_hidden_layers,
+      numAttentionHeads: tiny.num_attention_heads,
+      numKeyValueHeads: tiny.num_key_value_heads,
+      mropeSection: tiny.rope_scaling.mrope_section,
+      tieWordEmbeddings: tiny.tie_word_embeddings,
+      ropeTheta: tiny.rope_theta,
     });
+    const v = tiny.vision_config;
     expect(c.vision).toMatchObject({
-      depth: 2,
-      embedDim: 32,
-      numHeads: 2,
-      hiddenSize: 64,
-      patchSize: 14,
-      spatialMergeSize: 2,
+      depth: v.depth,
+      embedDim: v.embed_dim,
+      numHeads: v.num_heads,
+      hiddenSize: v.hidden_size,
+      patchSize: v.patch_size,
+      spatialMergeSize: v.spatial_merge_size,
     });
-    expect(c.imageTokenId).toBe(508);
-    expect(c.eosTokenIds).toEqual([498]);
+    expect(c.imageTokenId).toBe(tiny.image_token_id);
+    expect(c.eosTokenIds).toEqual([tiny.eos_token_id]);
   });
 
   it('reads the 2B config and the text_config / rope_parameters layouts the same way', () => {

@@ -111,7 +111,14 @@ import {
   visionRotaryCosSin,
   writeSlice,
 } from '../src/index.js';
-import { inputsOf, loadCase, TINY_MODEL_DIR } from './qwen2vl-fixture.js';
+import {
+  inputsOf,
+  loadCase,
+  MOST_IMAGES_CASE,
+  ONE_IMAGE_CASE,
+  TEXT_CASE,
+  TINY_MODEL_DIR,
+} from './qwen2vl-fixture.js';
 
 // ---------------------------------------------------------------------------------------------
 // 1. The source scan.
@@ -467,8 +474,8 @@ describe("the model on an emulated 'cuda'", () => {
   // Uploads per forward, each once: ids, the key mask, the M-RoPE cos and sin; with images also
   // the pixel values, the vision rotary cos and sin, and the image-token mask. Nothing per layer.
   for (const [name, uploads] of [
-    ['case-batch', 8],
-    ['case-text', 4],
+    [MOST_IMAGES_CASE, 8],
+    [TEXT_CASE, 4],
   ] as const) {
     it(`${name}: forward and backward stay on the device, read nothing back, upload each input once`, () => {
       const gpu = trainingPass(onGpu, name);
@@ -481,7 +488,7 @@ describe("the model on an emulated 'cuda'", () => {
       expect(gpu.grads.map((g) => g.device)).toEqual(gpu.grads.map(() => 'cuda'));
       // Every parameter has a gradient, but the vision tower's in a text-only case.
       const vision = onGpu.namedParameters().filter(([n]) => n.startsWith('visual.')).length;
-      const expected = onGpu.parameters().length - (name === 'case-text' ? vision : 0);
+      const expected = onGpu.parameters().length - (name === TEXT_CASE ? vision : 0);
       expect(gpu.grads.map((g) => g.name)).toEqual(cpu.grads.map((g) => g.name));
       expect(gpu.grads).toHaveLength(expected);
       gpu.grads.forEach((g, i) => {
@@ -491,7 +498,7 @@ describe("the model on an emulated 'cuda'", () => {
   }
 
   it('pixel values: host values are uploaded, a tensor must already be on the device', () => {
-    const inputs = inputsOf(loadCase('case-single'));
+    const inputs = inputsOf(loadCase(ONE_IMAGE_CASE));
     const pixels = inputs.pixelValues as Float32Array;
     const patchDim = 1176;
     tidy(() =>
@@ -513,7 +520,7 @@ describe("the model on an emulated 'cuda'", () => {
   });
 
   it('decode() with a host key mask: the prefill matches forward, the KV cache is on the device', () => {
-    const inputs = inputsOf(loadCase('case-text'));
+    const inputs = inputsOf(loadCase(TEXT_CASE));
     const cache: LayerCache[] = Array.from({ length: onGpu.config.text.numHiddenLayers }, () => ({
       k: null,
       v: null,
@@ -540,7 +547,7 @@ describe("the model on an emulated 'cuda'", () => {
       const copy = model.copy({ requiresGrad: true });
       const opt = new AdamW(copy.parameters(), { lr: 1e-3, weightDecay: 0.01 });
       tidy(() => {
-        const inputs = inputsOf(loadCase('case-single'));
+        const inputs = inputsOf(loadCase(ONE_IMAGE_CASE));
         const out = copy.forward(inputs);
         sumAll(mul(out.hidden, out.hidden)).backward();
       });

@@ -1,5 +1,12 @@
 import { dirname } from 'node:path';
-import { expectClose, Fixture, fixturePath } from '@othink/testing';
+import {
+  expectClose,
+  Fixture,
+  fixtureCases,
+  fixturePath,
+  GENERATION_CASE_FILTER,
+  specialTokens,
+} from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generate, noGrad, Qwen2VLForConditionalGeneration, Tensor, tidy } from '../src/index.js';
 import { completionSeed } from '../src/model/sampling.js';
@@ -8,8 +15,21 @@ const model = Qwen2VLForConditionalGeneration.fromPretrained(
   dirname(fixturePath('qwen2vl-tiny/model.safetensors')),
 );
 afterAll(() => model.dispose());
-const V = 512;
-const UNUSED_ID = 511; // never generated: the fixtures decode exactly max_new_tokens, EOS included
+const tokens = specialTokens();
+const V = model.config.text.vocabSize;
+// An unused embedding row as the stop token: never generated, so the fixtures' decodes (exactly
+// max_new_tokens, EOS included) run to the end.
+const UNUSED_ID = tokens.unusedIds.at(-1)!;
+// The generation cases of the set: the single-prompt one and the batched one (by batch size).
+const GENERATION_CASES = fixtureCases('qwen2vl-tiny', GENERATION_CASE_FILTER);
+const generationCase = (rows: 'single' | 'batch') => {
+  const name = GENERATION_CASES.find((n) => {
+    const batch = new Fixture(`qwen2vl-tiny/${n}.safetensors`).shape('input_ids')[0];
+    return rows === 'single' ? batch === 1 : batch > 1;
+  });
+  if (!name) throw new Error(`the fixture set has no ${rows} generation case`);
+  return new Fixture(`qwen2vl-tiny/${name}.safetensors`);
+};
 
 function promptOf(f: Fixture) {
   const [batch, seqLen] = f.shape('input_ids');
@@ -24,7 +44,7 @@ function promptOf(f: Fixture) {
 }
 
 describe('generation with a KV cache', () => {
-  for (const name of ['case-generate', 'case-generate-batch']) {
+  for (const name of GENERATION_CASES) {
     it(`${name}: greedy ids exact, every step's logits within 1e-4`, () => {
       const f = new Fixture(`qwen2vl-tiny/${name}.safetensors`);
       const inputs = promptOf(f);
@@ -70,7 +90,7 @@ describe('generation with a KV cache', () => {
   }
 
   it('decoding with the cache equals recomputing the full sequence', () => {
-    const f = new Fixture('qwen2vl-tiny/case-generate-batch.safetensors');
+    const f = generationCase('batch');
     const inputs = promptOf(f);
     const out = tidy(() =>
       generate(model, inputs, {
@@ -105,7 +125,7 @@ describe('generation with a KV cache', () => {
   });
 
   it('sampling is seeded; stop tokens end a row and the mask covers them', () => {
-    const f = new Fixture('qwen2vl-tiny/case-generate-batch.safetensors');
+    const f = generationCase('batch');
     const inputs = promptOf(f);
     const run = (seed: number) =>
       tidy(() =>
@@ -130,14 +150,14 @@ describe('generation with a KV cache', () => {
         maxNewTokens: 10,
         seed: 7,
         stopTokenIds: [first],
-        padTokenId: 496,
+        padTokenId: tokens.pad,
       }),
     );
     expect(stopped.completionMask[0]).toBe(1);
     expect(Array.from(stopped.completionMask.subarray(1, stopped.length))).toEqual(
       new Array(stopped.length - 1).fill(0),
     );
-    expect(stopped.completionIds[1]).toBe(496);
+    expect(stopped.completionIds[1]).toBe(tokens.pad);
     for (let i = 0; i < a.logprobs.length; i++) expect(a.logprobs[i]).toBeLessThanOrEqual(0);
     expect(() => generate(model, inputs, { doSample: true, topP: 0, maxNewTokens: 2 })).toThrow(
       /topP must be in \(0, 1\]/,
@@ -145,7 +165,7 @@ describe('generation with a KV cache', () => {
   });
 
   it('never generates suppressed ids, nor the image / video placeholders', () => {
-    const f = new Fixture('qwen2vl-tiny/case-generate.safetensors');
+    const f = generationCase('single');
     const inputs = promptOf(f);
     const greedyFirst = f.i32('generated_ids')[0];
     const out = tidy(() =>
@@ -166,11 +186,11 @@ describe('generation with a KV cache', () => {
         seed: 3,
       }),
     );
-    for (const id of sampled.completionIds) expect([508, 509]).not.toContain(id);
+    for (const id of sampled.completionIds) expect([tokens.imagePad, tokens.videoPad]).not.toContain(id);
   });
 
   it('sampling with top-k = 1 picks the greedy ids (the sampler on the step logits)', () => {
-    const f = new Fixture('qwen2vl-tiny/case-generate-batch.safetensors');
+    const f = generationCase('batch');
     const out = tidy(() =>
       generate(model, promptOf(f), {
         doSample: true,
@@ -187,7 +207,7 @@ describe('generation with a KV cache', () => {
 
   it("a row's sampled completion depends on its prompt and seed only, not on the batch", () => {
     // The single-image prompt twice, with per-row seeds, against each row generated alone.
-    const f = new Fixture('qwen2vl-tiny/case-generate.safetensors');
+    const f = generationCase('single');
     const one = promptOf(f);
     const pixels = f.f32('pixel_values');
     const [patches, dim] = f.shape('pixel_values');
@@ -217,7 +237,7 @@ describe('generation with a KV cache', () => {
         Array.from(both.completionIds.subarray(row * n, (row + 1) * n)),
       );
     }
-    // Different seeds give different completions (temperature 1.5 over 512 ids).
+    // Different seeds give different completions (temperature 1.5 over the whole vocabulary).
     expect(Array.from(both.completionIds.subarray(0, n))).not.toEqual(
       Array.from(both.completionIds.subarray(n)),
     );

@@ -1,5 +1,13 @@
 import { cuda } from '@othink/native';
-import { expectClose, Fixture, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import {
+  expectClose,
+  Fixture,
+  fixtureCases,
+  maxAbs,
+  randomNormal,
+  seededRandom,
+  tinyConfig,
+} from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import {
   attention,
@@ -558,12 +566,21 @@ function opsAttention(
 
 describe('rotary tables + rotary + attention reproduce the tiny Qwen2-VL fixture', () => {
   const model = new Fixture('qwen2vl-tiny/model.safetensors');
-  const batch = new Fixture('qwen2vl-tiny/case-batch.safetensors');
+  // The forward case of the set with the most images (the public set's case-batch: two images,
+  // left padded), so that both the padding mask and the vision segments are exercised.
+  const batchName = fixtureCases('qwen2vl-tiny', { with: ['vision.cu_seqlens', 'hidden.layer.0'] })
+    .map((name) => ({ name, f: new Fixture(`qwen2vl-tiny/${name}.safetensors`) }))
+    .sort((a, b) => b.f.shape('image_grid_thw')[0] - a.f.shape('image_grid_thw')[0])[0];
+  const batch = batchName.f;
+  const config = tinyConfig();
   const w = (name: string) => model.f64(name);
 
-  it('LLM decoder layer 0 of case-batch (M-RoPE, GQA 4/2, causal, left padding)', () => {
+  it(`LLM decoder layer 0 of ${batchName.name} (M-RoPE, GQA, causal, left padding)`, () => {
     const [B, S, hidden] = batch.shape('inputs_embeds');
-    const [Hq, Hkv, D] = [4, 2, 16];
+    const Hq = config.num_attention_heads;
+    const Hkv = config.num_key_value_heads;
+    const D = hidden / Hq;
+    const inter = config.intermediate_size;
     const rows = B * S;
     const p = 'model.layers.0.';
     const h = batch.f64('inputs_embeds');
@@ -599,22 +616,22 @@ describe('rotary tables + rotary + attention reproduce the tiny Qwen2-VL fixture
       v,
       [B, S, Hq, D],
       [B, S, Hkv, D],
-      // config.json: rope_theta 1e6, mrope_section [2, 3, 3] for head_dim 16.
+      // config.json: rope_theta and mrope_section (public set: 1e6, [2, 3, 3] for head_dim 16).
       () =>
         mropeCosSin(
           Tensor.from(batch.i32('position_ids'), [3, B, S], { dtype: 'int32' }),
-          ropeInvFreq(D, 1e6),
-          [2, 3, 3],
+          ropeInvFreq(D, config.rope_theta),
+          config.rope_scaling.mrope_section,
         ),
       { causal: true, keyMask: Tensor.from(mask, [B, S], { dtype: 'int32' }) },
     );
     const o = linear64(attn, rows, w(`${p}self_attn.o_proj.weight`), null, hidden, Hq * D);
     const h1 = h.map((value, i) => value + o[i]);
     const y = rmsNorm64(h1, rows, hidden, w(`${p}post_attention_layernorm.weight`));
-    const gate = linear64(y, rows, w(`${p}mlp.gate_proj.weight`), null, 128, hidden);
-    const up = linear64(y, rows, w(`${p}mlp.up_proj.weight`), null, 128, hidden);
+    const gate = linear64(y, rows, w(`${p}mlp.gate_proj.weight`), null, inter, hidden);
+    const up = linear64(y, rows, w(`${p}mlp.up_proj.weight`), null, inter, hidden);
     const act = gate.map((gv, i) => (gv / (1 + Math.exp(-gv))) * up[i]);
-    const down = linear64(act, rows, w(`${p}mlp.down_proj.weight`), null, hidden, 128);
+    const down = linear64(act, rows, w(`${p}mlp.down_proj.weight`), null, hidden, inter);
     const h2 = h1.map((value, i) => value + down[i]);
     // Compare only real tokens: padded rows are garbage by definition (fixtures README §1).
     const expected = batch.f64('hidden.layer.0');
@@ -635,9 +652,11 @@ describe('rotary tables + rotary + attention reproduce the tiny Qwen2-VL fixture
     expectClose(got, want, { atol: 1e-5 }, 'hidden.layer.0 (real tokens)');
   });
 
-  it('vision block 0 of case-batch (2-D RoPE, two image segments)', () => {
+  it(`vision block 0 of ${batchName.name} (2-D RoPE, one segment per image)`, () => {
     const [N, E] = batch.shape('vision.patch_embed');
-    const [H, D] = [2, 16];
+    const H = config.vision_config.num_heads;
+    const D = E / H;
+    const ratio = config.vision_config.mlp_ratio;
     const p = 'visual.blocks.0.';
     const h = batch.f64('vision.patch_embed');
     const a = layerNorm64(h, N, E, w(`${p}norm1.weight`), w(`${p}norm1.bias`));
@@ -649,7 +668,12 @@ describe('rotary tables + rotary + attention reproduce the tiny Qwen2-VL fixture
       return out;
     };
     const cu = Array.from(batch.i32('vision.cu_seqlens'));
-    expect(cu).toEqual([0, 24, 40]);
+    // One segment per image, t * h * w patches each (public case-batch: [0, 24, 40]).
+    const grid = batch.i32('image_grid_thw');
+    const segments = [0];
+    for (let i = 0; i < grid.length; i += 3)
+      segments.push(segments.at(-1)! + grid[i] * grid[i + 1] * grid[i + 2]);
+    expect(cu).toEqual(segments);
     const attn = opsAttention(
       part(0),
       part(1),
@@ -662,9 +686,9 @@ describe('rotary tables + rotary + attention reproduce the tiny Qwen2-VL fixture
     const o = linear64(attn, N, w(`${p}attn.proj.weight`), w(`${p}attn.proj.bias`), E, E);
     const h1 = h.map((value, i) => value + o[i]);
     const m = layerNorm64(h1, N, E, w(`${p}norm2.weight`), w(`${p}norm2.bias`));
-    const fc1 = linear64(m, N, w(`${p}mlp.fc1.weight`), w(`${p}mlp.fc1.bias`), 4 * E, E);
+    const fc1 = linear64(m, N, w(`${p}mlp.fc1.weight`), w(`${p}mlp.fc1.bias`), ratio * E, E);
     const act = fc1.map((x) => x / (1 + Math.exp(-1.702 * x)));
-    const fc2 = linear64(act, N, w(`${p}mlp.fc2.weight`), w(`${p}mlp.fc2.bias`), E, 4 * E);
+    const fc2 = linear64(act, N, w(`${p}mlp.fc2.weight`), w(`${p}mlp.fc2.bias`), E, ratio * E);
     const h2 = h1.map((value, i) => value + fc2[i]);
     // Same float32 budget as the LLM layer (measured 9e-7 on values up to 5.1).
     expectClose(h2, batch.f64('vision.block.0'), { atol: 1e-5 }, 'vision.block.0');

@@ -1,4 +1,4 @@
-import { expectClose, Fixture, maxAbs, randomNormal, seededRandom } from '@othink/testing';
+import { expectClose, Fixture, fixtureCases, maxAbs, randomNormal, seededRandom } from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import {
   crossEntropy,
@@ -14,8 +14,8 @@ import { gradcheck } from './gradcheck.js';
 const ids = (values: number[]) => Float32Array.from(values);
 
 describe('log-prob and cross-entropy ops', () => {
-  it('logprobsFromLogits matches the grpo fixture', () => {
-    const f = new Fixture('grpo/case-g4x2-v1000.safetensors');
+  it.each(fixtureCases('grpo'))('logprobsFromLogits matches the grpo fixture %s', (name) => {
+    const f = new Fixture(`grpo/${name}.safetensors`);
     const [n, t, v] = f.shape('logits');
     const out = tidy(() =>
       logprobsFromLogits(

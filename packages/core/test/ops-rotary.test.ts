@@ -1,5 +1,5 @@
 import { cuda } from '@othink/native';
-import { expectClose, Fixture, randomNormal, seededRandom } from '@othink/testing';
+import { expectClose, Fixture, fixtureCases, randomNormal, seededRandom } from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import { mropeCosSin, ropeInvFreq, rotary, scale, Tensor, tidy, visionRotaryCosSin } from '../src/index.js';
 import { gradcheck } from './gradcheck.js';
@@ -201,30 +201,52 @@ describe('RoPE tables (spec §2.4, §3.5)', () => {
   });
 
   it('vision: rot_pos_ids of the fixture follow the spec window order; pair (i, i + D/2) turns by hpos f_i / wpos f_(i-D/4)', () => {
-    // case-single: one 4 x 6 image, the spec's worked example (§2.4).
-    const fixture = new Fixture('qwen2vl-tiny/case-single.safetensors');
+    // Every one-image case of the set (the public case-single is the spec's worked example, §2.4:
+    // one 4 x 6 image, hpos 0 0 1 1 0 0 1 1 ..., wpos 0 1 0 1 2 3 2 3 ...).
+    let checked = 0;
+    for (const name of fixtureCases('qwen2vl-tiny', { with: ['vision.rot_pos_ids'] })) {
+      const fixture = new Fixture(`qwen2vl-tiny/${name}.safetensors`);
+      if (fixture.shape('image_grid_thw')[0] !== 1) continue;
+      checkWindowOrder(fixture);
+      checked++;
+    }
+    expect(checked, 'one-image cases').toBeGreaterThan(0);
+  });
+
+  function checkWindowOrder(fixture: Fixture) {
     const ids = fixture.i32('vision.rot_pos_ids');
-    const hpos = [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3, 2, 2, 3, 3];
-    const wpos = [0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5];
-    expect(Array.from(ids)).toEqual(hpos.flatMap((hp, n) => [hp, wpos[n]]));
+    // The spec's window order: 2 x 2 merge windows row by row, the 4 patches of a window row by row.
+    const [t, gh, gw] = fixture.i32('image_grid_thw');
+    expect(t).toBe(1);
+    const hpos: number[] = [];
+    const wpos: number[] = [];
+    for (let br = 0; br < gh / 2; br++)
+      for (let bc = 0; bc < gw / 2; bc++)
+        for (let ir = 0; ir < 2; ir++)
+          for (let ic = 0; ic < 2; ic++) {
+            hpos.push(2 * br + ir);
+            wpos.push(2 * bc + ic);
+          }
+    const n = hpos.length;
+    expect(Array.from(ids)).toEqual(hpos.flatMap((hp, k) => [hp, wpos[k]]));
     const D = 80; // the real vision head_dim: 20 frequencies, pairs (i, i + 40)
     const f = ropeInvFreq(40, 10000);
     tidy(() => {
-      const { cos, sin } = visionRotaryCosSin(i32(ids, [24, 2]), D);
+      const { cos, sin } = visionRotaryCosSin(i32(ids, [n, 2]), D);
       // x = 1 in the first half, 0 in the second: each pair (1, 0) turns into (cos a, sin a) in
       // dims (i, i + 40), which reads the angle back.
-      const x = new Float32Array(24 * D);
-      for (let n = 0; n < 24; n++) for (let i = 0; i < 40; i++) x[n * D + i] = 1;
-      const out = rotary(Tensor.from(x, [24, 1, D]), cos, sin).toFloat32Array();
-      for (let n = 0; n < 24; n++) {
+      const x = new Float32Array(n * D);
+      for (let r = 0; r < n; r++) for (let i = 0; i < 40; i++) x[r * D + i] = 1;
+      const out = rotary(Tensor.from(x, [n, 1, D]), cos, sin).toFloat32Array();
+      for (let r = 0; r < n; r++) {
         for (let i = 0; i < 40; i++) {
-          const angle = i < 20 ? hpos[n] * f[i] : wpos[n] * f[i - 20];
-          expect(Math.abs(out[n * D + i] - Math.cos(angle))).toBeLessThan(1e-6);
-          expect(Math.abs(out[n * D + i + 40] - Math.sin(angle))).toBeLessThan(1e-6);
+          const angle = i < 20 ? hpos[r] * f[i] : wpos[r] * f[i - 20];
+          expect(Math.abs(out[r * D + i] - Math.cos(angle))).toBeLessThan(1e-6);
+          expect(Math.abs(out[r * D + i + 40] - Math.sin(angle))).toBeLessThan(1e-6);
         }
       }
     });
-  });
+  }
 
   it('bad table inputs', () => {
     const f = ropeInvFreq(16, 1e6);

@@ -13,7 +13,11 @@ import {
   expectClose,
   expectScalarClose,
   Fixture,
+  FORWARD_CASE_FILTER,
+  fixtureCases,
+  fixtureHeader,
   fixturePath,
+  GRADIENT_CASE_FILTER,
   maxAbs,
   type Tolerance,
 } from '@othink/testing';
@@ -30,9 +34,22 @@ import {
 } from '../src/index.js';
 
 export const TINY_MODEL_DIR = dirname(fixturePath('qwen2vl-tiny/model.safetensors'));
-/** Cases with references for the forward, and those that also hold every parameter's gradient. */
-export const FORWARD_CASES = ['case-single', 'case-batch', 'case-text'] as const;
-export const GRADIENT_CASES = ['case-single', 'case-batch'] as const;
+/**
+ * Cases with references for the forward, and those that also hold every parameter's gradient: the
+ * case files of the fixture set in use, picked by the tensors they hold.
+ */
+export const FORWARD_CASES = fixtureCases('qwen2vl-tiny', FORWARD_CASE_FILTER);
+export const GRADIENT_CASES = fixtureCases('qwen2vl-tiny', GRADIENT_CASE_FILTER);
+
+const imagesIn = (name: string) =>
+  fixtureHeader(`qwen2vl-tiny/${name}.safetensors`).get('image_grid_thw')?.shape[0] ?? 0;
+/** The forward case with the most images (public set: case-batch), one with a single image (case-single), a text-only one (case-text). */
+export const MOST_IMAGES_CASE = [...FORWARD_CASES].sort((a, b) => imagesIn(b) - imagesIn(a))[0];
+export const ONE_IMAGE_CASE = FORWARD_CASES.find((name) => imagesIn(name) === 1) ?? MOST_IMAGES_CASE;
+export const TEXT_CASE = fixtureCases('qwen2vl-tiny', {
+  ...FORWARD_CASE_FILTER,
+  without: ['pixel_values'],
+})[0];
 
 export const ACTIVATION_TOL: Tolerance = { atol: 1e-4, rtol: 1e-4 };
 export const LOSS_TOL: Tolerance = { rtol: 1e-5 };

@@ -1,12 +1,16 @@
-import { Fixture } from '@othink/testing';
+import { Fixture, fixtureCases, specialTokens } from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import { getRopeIndex } from '../src/model/rope-index.js';
 
-const IMAGE = 508;
-const VISION_START = 505;
+const tokens = specialTokens();
+const IMAGE = tokens.imagePad;
+const VISION_START = tokens.visionStart;
+// A text id for the synthetic sequences below (any id other than the two above).
+const TEXT = tokens.textIds[7];
 
 describe('getRopeIndex vs qwen2vl-tiny (exact)', () => {
-  for (const name of ['case-single', 'case-batch', 'case-text', 'case-generate', 'case-generate-batch']) {
+  // Every case of the set that holds rope deltas (forward and generation cases).
+  for (const name of fixtureCases('qwen2vl-tiny', { with: ['rope_deltas'] })) {
     it(name, () => {
       const f = new Fixture(`qwen2vl-tiny/${name}.safetensors`);
       const [B, S] = f.shape('input_ids');
@@ -27,7 +31,7 @@ describe('getRopeIndex vs qwen2vl-tiny (exact)', () => {
   }
 
   it("the spec's worked example: 31 tokens, one 4x6 image, delta -3", () => {
-    const ids = new Int32Array(31).fill(7);
+    const ids = new Int32Array(31).fill(TEXT);
     ids[14] = VISION_START;
     ids.fill(IMAGE, 15, 21);
     const out = getRopeIndex({

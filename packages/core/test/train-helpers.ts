@@ -1,7 +1,7 @@
 // What the trainer tests share: a toy data adapter on the tiny fixture model, its reward, and a
 // run of either trainer that returns what the tests compare (step metrics, completions, weights).
 import { dirname } from 'node:path';
-import { fixturePath } from '@othink/testing';
+import { fixturePath, specialTokens } from '@othink/testing';
 import {
   type CheckpointOptions,
   type CompletionRecord,
@@ -17,16 +17,21 @@ import {
   type TrainResult,
 } from '../src/index.js';
 
-// A text-only task on the tiny fixture model (ids 0..495 are text, 496 pad, 497/498 im_start/end):
-// the "answer" to a prompt is its last id repeated. Enough to exercise the trainers' mechanics.
+// A text-only task on the tiny fixture model (text ids, pad and <|im_start|> / <|im_end|> from the
+// set's special_tokens.json): the "answer" to a prompt is its last id repeated. Enough to exercise
+// the trainers' mechanics.
 export interface Sample {
   prompt: number[];
   answer: number[];
 }
-const PAD = 496;
-const END = 498;
+const tokens = specialTokens();
+const PAD = tokens.pad;
+const END = tokens.imEnd;
 export const samples: Sample[] = Array.from({ length: 12 }, (_, i) => {
-  const prompt = [497, ...Array.from({ length: 3 + (i % 4) }, (_, j) => (i * 37 + j * 11) % 400)];
+  const prompt = [
+    tokens.imStart,
+    ...Array.from({ length: 3 + (i % 4) }, (_, j) => tokens.textIds[(i * 37 + j * 11) % 400]),
+  ];
   return { prompt, answer: [prompt.at(-1)!, prompt.at(-1)!, END] };
 });
 

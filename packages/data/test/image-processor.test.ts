@@ -7,7 +7,15 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Fixture, fixturePath, fixturesDir, maxAbsDiff } from '@othink/testing';
+import {
+  Fixture,
+  fixturePath,
+  fixturesDir,
+  imageProcessorManifest,
+  isPublicFixtureSet,
+  maxAbsDiff,
+  PUBLIC_SET_ONLY,
+} from '@othink/testing';
 import { describe, expect, it } from 'vitest';
 import {
   decodeImage,
@@ -37,10 +45,11 @@ interface Case {
   num_image_tokens: number;
 }
 
-const publicManifest = JSON.parse(readFileSync(fixturePath('image-processor/manifest.json'), 'utf8'));
-const publicCases: (Case & { dir: string })[] = publicManifest.cases.map((c: Case & { png: string }) => ({
-  ...c,
-  file: c.png,
+// The image-processor area of the fixture folder in use (OTHINK_FIXTURES): cases from its manifest.
+const publicCases: (Case & { dir: string })[] = imageProcessorManifest().cases.map((c) => ({
+  ...(c as unknown as Case),
+  file: relative('image-processor', c.image),
+  tensors: relative('image-processor', c.tensors),
   dir: 'image-processor',
 }));
 const extraManifest = JSON.parse(readFileSync(join(extraDir, 'manifest.json'), 'utf8'));
@@ -116,10 +125,14 @@ describe.each([...publicCases, ...extraCases])('fixture $dir/$name', (c) => {
 
 describe('fixture coverage', () => {
   it('checked every case with pixel values bit-exact', () => {
-    expect(publicCases.length).toBe(7);
-    expect(extraCases.length).toBe(9);
+    expect(publicCases.length).toBeGreaterThan(0);
     expect(publicCases.every((c) => new Fixture(join(c.dir, c.tensors)).has('pixel_values'))).toBe(true);
     expect(worstPixelDiff).toBe(0);
+  });
+
+  it.skipIf(!isPublicFixtureSet('image-processor'))(`the public set's 7 + 9 cases ${PUBLIC_SET_ONLY}`, () => {
+    expect(publicCases.length).toBe(7);
+    expect(extraCases.length).toBe(9);
   });
 });
 
@@ -199,7 +212,14 @@ describe('resizeBicubic', () => {
 });
 
 describe('Qwen2VLImageProcessor', () => {
-  const c = publicCases.find((k) => k.name === 'img-200x300')!;
+  // The largest and the smallest image of the set processed with the 2B defaults (the manifest
+  // records the min / max pixels each case used).
+  const byTokens = publicCases
+    .filter((k) => k.min_pixels === 3136 && k.max_pixels === 12845056)
+    .sort((a, b) => b.num_image_tokens - a.num_image_tokens);
+  if (byTokens.length < 2) throw new Error('the image-processor set needs two cases with the 2B defaults');
+  const c = byTokens[0];
+  const other = byTokens.at(-1)!;
   const fx = new Fixture(join(c.dir, c.tensors));
   const loadImage = () => decodeImage(fixturePath(join(c.dir, c.file)));
 
@@ -268,17 +288,13 @@ describe('Qwen2VLImageProcessor', () => {
 
   it('processBatch concatenates the images in order', async () => {
     const processor = new Qwen2VLImageProcessor({ maxPixels: 12845056 });
-    const other = publicCases.find((k) => k.name === 'img-56x84')!;
     const fxOther = new Fixture(join(other.dir, other.tensors));
     const batch = processor.processBatch([
       await loadImage(),
       await decodeImage(fixturePath(join(other.dir, other.file))),
     ]);
-    expect(batch.imageGridThw).toEqual([
-      [1, 14, 22],
-      [1, 4, 6],
-    ]);
-    expect(batch.numImageTokens).toEqual([77, 6]);
+    expect(batch.imageGridThw).toEqual([c.image_grid_thw, other.image_grid_thw]);
+    expect(batch.numImageTokens).toEqual([c.num_image_tokens, other.num_image_tokens]);
     const a = fx.get('pixel_values').data as Float32Array;
     const b = fxOther.get('pixel_values').data as Float32Array;
     expect(mismatches(batch.pixelValues.subarray(0, a.length), a).count).toBe(0);

@@ -1,5 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { expectClose, Fixture, finiteDifference, maxAbsDiff, seededRandom } from '../src/index.js';
+import {
+  expectClose,
+  Fixture,
+  FORWARD_CASE_FILTER,
+  finiteDifference,
+  fixtureCases,
+  fixtureHeader,
+  GENERATION_CASE_FILTER,
+  GRADIENT_CASE_FILTER,
+  isPublicFixtureSet,
+  maxAbsDiff,
+  PUBLIC_SET_ONLY,
+  seededRandom,
+  specialTokens,
+  tinyConfig,
+} from '../src/index.js';
 
 describe('test helpers', () => {
   it('finite differences recover the gradient of a known function', () => {
@@ -23,9 +38,42 @@ describe('test helpers', () => {
   });
 
   it('reads fixture tensors with their dtypes and shapes', () => {
+    for (const name of fixtureCases('grpo')) {
+      const f = new Fixture(`grpo/${name}.safetensors`);
+      const [n, t, v] = f.shape('logits');
+      expect(f.get('logits').data.length).toBe(n * t * v);
+      expect(f.shape('completion_ids')).toEqual([n, t]);
+      expect(f.get('completion_ids').dtype).toBe('I64');
+      expect(n % f.scalar('num_generations')).toBe(0);
+      // The header-only reader sees the same tensors.
+      const header = fixtureHeader(`grpo/${name}.safetensors`);
+      expect([...header.keys()].sort()).toEqual([...f.tensors.keys()].sort());
+      expect(header.get('logits')).toEqual({ dtype: 'F64', shape: [n, t, v] });
+    }
+  });
+
+  it.skipIf(!isPublicFixtureSet('grpo'))(`the public grpo case-g4x2-v1000 ${PUBLIC_SET_ONLY}`, () => {
     const f = new Fixture('grpo/case-g4x2-v1000.safetensors');
     expect(f.shape('logits')).toEqual([8, 8, 1000]);
-    expect(f.get('completion_ids').dtype).toBe('I64');
     expect(f.scalar('num_generations')).toBe(4);
+  });
+
+  it('lists and filters case files; reads the special tokens', () => {
+    const all = fixtureCases('qwen2vl-tiny');
+    const generation = fixtureCases('qwen2vl-tiny', GENERATION_CASE_FILTER);
+    const forward = fixtureCases('qwen2vl-tiny', FORWARD_CASE_FILTER);
+    expect(generation.every((c) => all.includes(c) && !forward.includes(c))).toBe(true);
+    expect(fixtureCases('qwen2vl-tiny', GRADIENT_CASE_FILTER).every((c) => forward.includes(c))).toBe(true);
+    expect(() => fixtureCases('qwen2vl-tiny', { with: ['no such tensor'] })).toThrow(
+      /no case-\*.safetensors/,
+    );
+    const tokens = specialTokens();
+    const vocab = tinyConfig().vocab_size;
+    const every = [...Object.values(tokens.ids), ...tokens.textIds, ...tokens.unusedIds].sort(
+      (a, b) => a - b,
+    );
+    // Special, text and unused ids partition the vocabulary.
+    expect(every).toEqual(Array.from({ length: vocab }, (_, i) => i));
+    expect(tinyConfig().image_token_id).toBe(tokens.imagePad);
   });
 });

@@ -6,8 +6,8 @@
 // update do not depend on the world size.
 import { groupAdvantages } from '@othink/native';
 import { allGatherJson } from '../distributed/gather.js';
-import { generate } from '../model/generate.js';
-import type { Qwen2VLForConditionalGeneration } from '../model/qwen2vl.js';
+import { type GenerationConfig, type GenerationOutput, generate } from '../model/generate.js';
+import type { Qwen2VLForConditionalGeneration, Qwen2VLInputs } from '../model/qwen2vl.js';
 import { completionSeed } from '../model/sampling.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { grpoLossOp } from '../tensor/ops/grpo-loss.js';
@@ -123,6 +123,17 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
     );
   }
 
+  /**
+   * Samples the completions of a rollout from the policy (`inputs` holds each prompt G times). A
+   * seam for tests that replay a given rollout through the trainer's own wiring (fixtures/grpo-step).
+   */
+  protected sampleCompletions(
+    inputs: Qwen2VLInputs,
+    options: GenerationConfig,
+  ): Pick<GenerationOutput, 'completionIds' | 'completionMask' | 'length'> {
+    return generate(this.model, inputs, options);
+  }
+
   private async generateRollout(step: number): Promise<Rollout> {
     const c = this.config;
     const g = c.numGenerations;
@@ -136,7 +147,7 @@ export class GRPOTrainer<S> extends Trainer<S, GrpoConfig> {
       samples.flatMap((_, b) => new Array<number>(g).fill(b)),
     );
     const gen = tidy(() =>
-      generate(this.model, modelInputs(repeated), {
+      this.sampleCompletions(modelInputs(repeated), {
         doSample: true,
         temperature: c.temperature,
         topK: c.topK,
