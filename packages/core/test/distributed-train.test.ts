@@ -121,7 +121,8 @@ const common = {
   weightDecay: 0,
   adamBeta1: 0.9,
   adamBeta2: 0.999,
-  adamEpsilon: 1e-8,
+  // Not torch's 1e-8: see the weight tolerance below.
+  adamEpsilon: 1e-3,
   maxGradNorm: 1,
   seed: 5,
 };
@@ -132,35 +133,21 @@ const common = {
  * halves): float32 rounding, ~1e-7 relative per operation, over a few layers and steps.
  * - Losses and logged metrics (grad_norm included, which catches a wrong scale of the gradient):
  *   1e-5 relative.
- * - Weights: Adam divides each element's gradient by its own running magnitude, so an element's
- *   update carries its gradient's relative rounding error, which reaches ~1e-3 where a small
- *   gradient is the cancellation of many terms (measured here: 5.8e-6 on an embedding row, most
- *   elements < 3e-7): lr 3e-3 x 1e-3 per step gives the 1e-5 absolute bound. A wrong share of the
- *   data or a missing average moves weights by ~lr per step, 100x more; the test checks the weights
- *   did move by far more than the bound.
+ * - Weights: with a tiny epsilon Adam's first step is lr * sign(g), so an element whose gradient is
+ *   rounding noise (a key bias: zero in exact arithmetic, since softmax ignores a shift of a score
+ *   row; or the cancellation of many terms) moves by +-lr on one run and -+lr on the other, whatever
+ *   the data parallelism does (one process with another batching too: measured up to 5e-5 on an
+ *   up_proj element with a permuted-vocabulary fixture set). With epsilon 1e-3 the update
+ *   lr * m / (sqrt(v) + eps) changes by at most about lr * |dg| / eps for a gradient change dg, and
+ *   dg, float32 rounding of sums of terms <= ~1e-2, is ~1e-9: 3e-9 per step, below the rounding of
+ *   the weights themselves (measured: 1.2e-7 at most, an ulp of a weight near 1, on the public and
+ *   on a permuted-vocabulary fixture set). The bound 1e-6 keeps 8x of margin, while a wrong share
+ *   of the data or a missing average changes gradients by their own size (~1e-3) and weights by
+ *   ~lr per step; the test checks the weights did move by far more than the bound (3.7e-3 here).
  */
 const LOSS_TOL = { rtol: 1e-5, atol: 1e-6 };
-const WEIGHT_TOL = { rtol: 0, atol: 1e-5 };
+const WEIGHT_TOL = { rtol: 0, atol: 1e-6 };
 
-/**
- * Offsets of the attention key biases in the concatenated weights. Their gradient is zero in exact
- * arithmetic (a key bias adds q.b to every score of a query row, and softmax ignores a shift of the
- * row), so what each run computes for it is rounding noise of ~1e-10, which Adam normalises to
- * steps of up to ~lr: those weights differ between any two summation orders (one process with
- * another batching too). They are compared against that bound (lr per step) instead.
- */
-function keyBiasMask(): Uint8Array {
-  const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
-  const sizes = model.namedParameters().map(([name, p]) => [name, p.size] as const);
-  model.dispose();
-  const mask = new Uint8Array(sizes.reduce((n, [, size]) => n + size, 0));
-  let offset = 0;
-  for (const [name, size] of sizes) {
-    if (name.endsWith('.k_proj.bias')) mask.fill(1, offset, offset + size);
-    offset += size;
-  }
-  return mask;
-}
 function runToyInitialWeights(): Float32Array {
   const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
   const parts = model.parameters().map((p) => p.toFloat32Array());
@@ -173,9 +160,8 @@ function runToyInitialWeights(): Float32Array {
   }
   return out;
 }
-const pick = (x: Float32Array, mask: Uint8Array, value: number) => x.filter((_, i) => mask[i] === value);
 
-function compareRuns(one: ToyRun, two: RankRun[], names: string[], lr: number): void {
+function compareRuns(one: ToyRun, two: RankRun[], names: string[]): void {
   // Every rank ends with the same weights, bit for bit (the same averaged gradient everywhere).
   expect(Buffer.from(two[1].weights.buffer).equals(Buffer.from(two[0].weights.buffer))).toBe(true);
   // Every rank logs the same (global) metrics.
@@ -194,20 +180,13 @@ function compareRuns(one: ToyRun, two: RankRun[], names: string[], lr: number): 
       name,
     );
   }
-  const mask = keyBiasMask();
   const initial = runToyInitialWeights();
   let moved = 0;
   one.weights.forEach((x, i) => {
-    if (mask[i] === 0) moved = Math.max(moved, Math.abs(x - initial[i]));
+    moved = Math.max(moved, Math.abs(x - initial[i]));
   });
   expect(moved).toBeGreaterThan(100 * WEIGHT_TOL.atol);
-  expectClose(pick(two[0].weights, mask, 0), pick(one.weights, mask, 0), WEIGHT_TOL, 'final weights');
-  expectClose(
-    pick(two[0].weights, mask, 1),
-    pick(one.weights, mask, 1),
-    { rtol: 0, atol: 2 * lr * one.steps.length },
-    'key biases',
-  );
+  expectClose(two[0].weights, one.weights, WEIGHT_TOL, 'final weights');
 }
 
 describe('data-parallel training: 2 ranks equal 1 process with the same global batch', () => {
@@ -226,7 +205,7 @@ describe('data-parallel training: 2 ranks equal 1 process with the same global b
       config: config(2),
       checkpoint: { dir, saveSteps: 2, saveTotalLimit: 0 },
     });
-    compareRuns(one, two, ['loss', 'grad_norm'], config(2).learningRate);
+    compareRuns(one, two, ['loss', 'grad_norm']);
     expect(two[0].steps[2].loss).toBeLessThan(two[0].steps[0].loss);
     // Rank 0 wrote checkpoint-2 and the final one; nobody left temporary folders.
     expect(listCheckpoints(dir).map((c) => c.step)).toEqual([2, 3]);
@@ -307,7 +286,7 @@ describe('data-parallel training: 2 ranks equal 1 process with the same global b
       expect(two[1].completions).toEqual([]);
       // Not every completion the same: the comparison is of something.
       expect(new Set(one.completions.map((r) => r.completion)).size).toBeGreaterThan(1);
-      compareRuns(one, two, grpoMetrics, config.learningRate);
+      compareRuns(one, two, grpoMetrics);
     }, 120_000);
   }
 
