@@ -17,7 +17,7 @@ import * as native from '@othink/native';
 import { describeGpu, expectScalarClose } from '@othink/testing';
 import { afterAll, expect, it } from 'vitest';
 import type { GrpoConfig, SftConfig } from '../src/index.js';
-import { runToy } from './train-helpers.js';
+import { runToy, toyCommonConfig, toyGrpoConfig } from './train-helpers.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -29,39 +29,8 @@ function tempDir(): string {
   return d;
 }
 
-const common = {
-  learningRate: 3e-3,
-  lrSchedulerType: 'constant' as const,
-  warmupSteps: 0,
-  weightDecay: 0,
-  adamBeta1: 0.9,
-  adamBeta2: 0.999,
-  adamEpsilon: 1e-8,
-  maxGradNorm: 1,
-  gradientAccumulationSteps: 2,
-  seed: 5,
-};
-const sft: SftConfig = { ...common, maxSteps: 4, perDeviceTrainBatchSize: 3, maxLength: 64 };
-const grpo: GrpoConfig = {
-  ...common,
-  learningRate: 1e-3,
-  gradientAccumulationSteps: 1,
-  maxSteps: 4,
-  numGenerations: 4,
-  promptsPerStep: 2,
-  perDeviceTrainBatchSize: 4,
-  maxCompletionLength: 6,
-  temperature: 1,
-  topK: 0,
-  topP: 1,
-  beta: { type: 'dynamic', betaMin: 0.04, betaMax: 0.1, exploreFraction: 0.3 },
-  epsilon: 0.2,
-  epsilonHigh: 0.28,
-  numIterations: 2,
-  lossType: 'grpo',
-  scaleRewards: 'group',
-  klEstimator: 'k3',
-};
+const sft: SftConfig = { ...toyCommonConfig, maxSteps: 4, perDeviceTrainBatchSize: 3, maxLength: 64 };
+const grpo: GrpoConfig = toyGrpoConfig;
 
 describeGpu(native, 'trainers on CUDA', () => {
   for (const kind of ['sft', 'grpo'] as const) {

@@ -31,6 +31,8 @@ import {
   type ToyRun,
   type ToyRunSpec,
   tinyModelDir,
+  toyCommonConfig,
+  toyGrpoConfig,
 } from './train-helpers.js';
 
 const rankScript = fileURLToPath(new URL('./distributed-train-rank.ts', import.meta.url));
@@ -115,16 +117,9 @@ async function runTwoRanks(spec: ToyRunSpec): Promise<RankRun[]> {
 }
 
 const common = {
-  learningRate: 3e-3,
-  lrSchedulerType: 'constant' as const,
-  warmupSteps: 0,
-  weightDecay: 0,
-  adamBeta1: 0.9,
-  adamBeta2: 0.999,
+  ...toyCommonConfig,
   // Not torch's 1e-8: see the weight tolerance below.
   adamEpsilon: 1e-3,
-  maxGradNorm: 1,
-  seed: 5,
 };
 
 /**
@@ -233,26 +228,7 @@ describe('data-parallel training: 2 ranks equal 1 process with the same global b
     );
   }, 120_000);
 
-  const grpo: GrpoConfig = {
-    ...common,
-    learningRate: 1e-3,
-    gradientAccumulationSteps: 1,
-    maxSteps: 4,
-    numGenerations: 4,
-    promptsPerStep: 2,
-    perDeviceTrainBatchSize: 2,
-    maxCompletionLength: 6,
-    temperature: 1,
-    topK: 0,
-    topP: 1,
-    beta: { type: 'dynamic', betaMin: 0.04, betaMax: 0.1, exploreFraction: 0.3 },
-    epsilon: 0.2,
-    epsilonHigh: 0.28,
-    numIterations: 2,
-    lossType: 'grpo',
-    scaleRewards: 'group',
-    klEstimator: 'k3',
-  };
+  const grpo: GrpoConfig = { ...toyGrpoConfig, ...common, learningRate: 1e-3, perDeviceTrainBatchSize: 2 };
   const grpoMetrics = [
     'loss',
     'grad_norm',

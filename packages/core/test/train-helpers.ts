@@ -97,6 +97,42 @@ export async function evenIdReward(completions: string[], _batch: Sample[]) {
   return { total, perFunction: { even: total } };
 }
 
+/** The optimizer settings the toy runs share (AdamW as torch, constant lr). */
+export const toyCommonConfig = {
+  learningRate: 3e-3,
+  lrSchedulerType: 'constant' as const,
+  warmupSteps: 0,
+  weightDecay: 0,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-8,
+  maxGradNorm: 1,
+  gradientAccumulationSteps: 2,
+  seed: 5,
+};
+
+/** A short GRPO-D run of the toy task: 2 prompts x 4 completions of 6 tokens, two updates per rollout. */
+export const toyGrpoConfig: GrpoConfig = {
+  ...toyCommonConfig,
+  learningRate: 1e-3,
+  gradientAccumulationSteps: 1,
+  maxSteps: 4,
+  numGenerations: 4,
+  promptsPerStep: 2,
+  perDeviceTrainBatchSize: 4,
+  maxCompletionLength: 6,
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  beta: { type: 'dynamic', betaMin: 0.04, betaMax: 0.1, exploreFraction: 0.3 },
+  epsilon: 0.2,
+  epsilonHigh: 0.28,
+  numIterations: 2,
+  lossType: 'grpo',
+  scaleRewards: 'group',
+  klEstimator: 'k3',
+};
+
 export const tinyModelDir = dirname(fixturePath('qwen2vl-tiny/model.safetensors'));
 
 export type ToyRunSpec = (

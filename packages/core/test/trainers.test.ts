@@ -12,7 +12,7 @@ import {
   type SftConfig,
   type StepMetrics,
 } from '../src/index.js';
-import { data, type Sample, samples } from './train-helpers.js';
+import { data, type Sample, samples, toyCommonConfig, toyGrpoConfig } from './train-helpers.js';
 
 // The toy task on the tiny fixture model (train-helpers.ts): the answer to a prompt is its last id
 // repeated. Enough to exercise the trainers' mechanics.
@@ -27,18 +27,7 @@ function tempDir(): string {
   return d;
 }
 
-const common = {
-  learningRate: 3e-3,
-  lrSchedulerType: 'constant' as const,
-  warmupSteps: 0,
-  weightDecay: 0,
-  adamBeta1: 0.9,
-  adamBeta2: 0.999,
-  adamEpsilon: 1e-8,
-  maxGradNorm: 1,
-  gradientAccumulationSteps: 2,
-  seed: 5,
-};
+const common = toyCommonConfig;
 
 describe('SFTTrainer', () => {
   it('lowers the loss, and a resumed run repeats the uninterrupted one bit for bit', async () => {
@@ -128,26 +117,7 @@ describe('GRPOTrainer', () => {
     );
     return { total, perFunction: { repeat: total } };
   };
-  const config: GrpoConfig = {
-    ...common,
-    learningRate: 1e-3,
-    gradientAccumulationSteps: 1,
-    maxSteps: 4,
-    numGenerations: 4,
-    promptsPerStep: 2,
-    perDeviceTrainBatchSize: 4,
-    maxCompletionLength: 6,
-    temperature: 1,
-    topK: 0,
-    topP: 1,
-    beta: { type: 'dynamic', betaMin: 0.04, betaMax: 0.1, exploreFraction: 0.3 },
-    epsilon: 0.2,
-    epsilonHigh: 0.28,
-    numIterations: 2,
-    lossType: 'grpo',
-    scaleRewards: 'group',
-    klEstimator: 'k3',
-  };
+  const config: GrpoConfig = toyGrpoConfig;
 
   /** A GRPO run on a fresh copy of the tiny model: its step metrics, completions and result. */
   const runGrpo = async (dir: string, o: { saveSteps: number; stopAfter?: number; resumeFrom?: string }) => {
