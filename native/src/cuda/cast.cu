@@ -8,6 +8,7 @@
 
 #include "cuda/cast.cuh"
 #include "cuda/check.cuh"
+#include "cuda/device_utils.cuh"
 
 namespace othink::cuda {
 
@@ -16,10 +17,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65536;
 
-unsigned blocks_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
+unsigned blocks_for(int64_t n) { return dev::grid_for((n + kThreads - 1) / kThreads, kMaxBlocks); }
 
 __device__ __forceinline__ uint16_t to_bf16(float f) {
   const uint32_t bits = __float_as_uint(f);

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cuda/check.cuh"
+#include "cuda/device_utils.cuh"
 #include "cuda/elementwise.cuh"
 
 namespace othink::cuda {
@@ -15,10 +16,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65536;
 
-unsigned blocks_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
+unsigned blocks_for(int64_t n) { return dev::grid_for((n + kThreads - 1) / kThreads, kMaxBlocks); }
 
 bool fits_int32(int64_t n) { return n <= INT32_MAX - static_cast<int64_t>(kThreads) * kMaxBlocks; }
 
