@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expectClose } from '@othink/testing';
+import { expectClose, maxAbsDiff } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type CompletionRecord,
@@ -26,6 +26,7 @@ import {
 import {
   data,
   evenIdReward,
+  flatWeights,
   runToy,
   samples,
   type ToyRun,
@@ -143,17 +144,15 @@ const common = {
 const LOSS_TOL = { rtol: 1e-5, atol: 1e-6 };
 const WEIGHT_TOL = { rtol: 0, atol: 1e-6 };
 
+/** The tiny model's weights before training (read once). */
+let initialWeights: Float32Array | undefined;
 function runToyInitialWeights(): Float32Array {
-  const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
-  const parts = model.parameters().map((p) => p.toFloat32Array());
-  model.dispose();
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
+  if (!initialWeights) {
+    const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
+    initialWeights = flatWeights(model);
+    model.dispose();
   }
-  return out;
+  return initialWeights;
 }
 
 function compareRuns(one: ToyRun, two: RankRun[], names: string[]): void {
@@ -175,11 +174,7 @@ function compareRuns(one: ToyRun, two: RankRun[], names: string[]): void {
       name,
     );
   }
-  const initial = runToyInitialWeights();
-  let moved = 0;
-  one.weights.forEach((x, i) => {
-    moved = Math.max(moved, Math.abs(x - initial[i]));
-  });
+  const moved = maxAbsDiff(one.weights, runToyInitialWeights()).diff;
   expect(moved).toBeGreaterThan(100 * WEIGHT_TOL.atol);
   expectClose(two[0].weights, one.weights, WEIGHT_TOL, 'final weights');
 }
@@ -277,29 +272,20 @@ describe('data-parallel training: 2 ranks equal 1 process with the same global b
       source: 'torchrun',
     });
     const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir);
+    const trainer = (config: Partial<GrpoConfig>) => () =>
+      new GRPOTrainer({
+        model,
+        data,
+        train: samples,
+        group,
+        rewards: evenIdReward,
+        config: { ...grpo, ...config },
+      });
     try {
-      expect(
-        () =>
-          new GRPOTrainer({
-            model,
-            data,
-            train: samples,
-            group,
-            rewards: evenIdReward,
-            config: { ...grpo, promptsPerStep: 3 },
-          }),
-      ).toThrow(/promptsPerStep 3 must be a multiple of the world size 2/);
-      expect(
-        () =>
-          new GRPOTrainer({
-            model,
-            data,
-            train: samples,
-            group,
-            rewards: evenIdReward,
-            config: { ...grpo, perDeviceTrainBatchSize: 8 },
-          }),
-      ).toThrow(
+      expect(trainer({ promptsPerStep: 3 })).toThrow(
+        /promptsPerStep 3 must be a multiple of the world size 2/,
+      );
+      expect(trainer({ perDeviceTrainBatchSize: 8 })).toThrow(
         /perDeviceTrainBatchSize 8 must divide the 4 completions of a step on each rank \(promptsPerStep 2 \/ world size 2 x numGenerations 4\)/,
       );
     } finally {

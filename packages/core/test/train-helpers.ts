@@ -151,6 +151,18 @@ export interface ToyRun {
   weights: Float32Array;
 }
 
+/** Every parameter of a model, concatenated in the model's order. */
+export function flatWeights(model: Qwen2VLForConditionalGeneration): Float32Array {
+  const params = model.parameters();
+  const weights = new Float32Array(params.reduce((n, p) => n + p.size, 0));
+  let offset = 0;
+  for (const p of params) {
+    weights.set(p.toFloat32Array(), offset);
+    offset += p.size;
+  }
+  return weights;
+}
+
 /** One training run of the toy task on a fresh tiny model, as one rank of `group` (default: alone). */
 export async function runToy(spec: ToyRunSpec, group?: ProcessGroup): Promise<ToyRun> {
   const model = Qwen2VLForConditionalGeneration.fromPretrained(tinyModelDir, { device: spec.device });
@@ -173,14 +185,7 @@ export async function runToy(spec: ToyRunSpec, group?: ProcessGroup): Promise<To
       : new GRPOTrainer({ ...common, config: spec.config, rewards: evenIdReward });
   try {
     const result = await trainer.train();
-    const params = model.parameters();
-    const weights = new Float32Array(params.reduce((n, p) => n + p.size, 0));
-    let offset = 0;
-    for (const p of params) {
-      weights.set(p.toFloat32Array(), offset);
-      offset += p.size;
-    }
-    return { result, steps, completions, weights };
+    return { result, steps, completions, weights: flatWeights(model) };
   } finally {
     trainer.dispose();
     model.dispose();

@@ -22,6 +22,7 @@ import {
   Fixture,
   gpuUnavailableReason,
   maxAbs,
+  maxAbsDiff,
   requireGpu,
 } from '@othink/testing';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -142,14 +143,6 @@ if (bigSkip !== null && requireGpu && gpuReason !== null && !noReference) {
   });
 }
 
-/** Max |a - b| over two arrays of one length. */
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 bigSuite(
   bigSkip === null
     ? 'Qwen2-VL-2B (random weights) vs transformers on CUDA'
@@ -164,8 +157,8 @@ bigSuite(
         const x = inputsOf(inputs);
         const report: string[] = [];
         const bound = (what: string, ours: ArrayLike<number>) => {
-          const err = maxAbsDiff(ours, fp32.f64(what));
-          const yardstick = maxAbsDiff(bf16.f64(what), fp32.f64(what));
+          const err = maxAbsDiff(ours, fp32.f64(what)).diff;
+          const yardstick = maxAbsDiff(bf16.f64(what), fp32.f64(what)).diff;
           report.push(
             `${what}: ${err.toExponential(2)} (bf16 ${yardstick.toExponential(2)}, max ${maxAbs(fp32.f64(what)).toExponential(2)})`,
           );
