@@ -183,7 +183,7 @@ export abstract class Trainer<S, C extends CommonTrainConfig> {
     }
     let badSteps = 0;
     const params = this.model.parameters();
-    const device = params[0]?.device ?? 'cpu';
+    const device = this.model.device;
     // The same weights everywhere (a resume loaded the same files on every rank; broadcasting
     // anyway makes that a guarantee rather than an assumption).
     if (this.group.worldSize > 1) broadcastParameters(this.group, [...params, ...this.replicatedTensors()]);
